@@ -1,0 +1,92 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// allowedDeps are the package boundaries of DESIGN.md: what each package of
+// this module may import (stdlib always allowed).
+var allowedDeps = map[string][]string{
+	"policy":  {},
+	"sandbox": {"golang.org/x/sys/", "github.com/syndtr/gocapability/", "github.com/seccomp/libseccomp-golang", "policy"},
+	"image":   {"golang.org/x/sys/", "github.com/google/go-containerregistry/", "github.com/vbauerster/mpb/", "github.com/klauspost/compress/"},
+	"boot":    {"golang.org/x/sys/", "image"},
+}
+
+// TestImportBoundaries checks the direct imports of each package.
+func TestImportBoundaries(t *testing.T) {
+	out, err := exec.Command("go", "list", "-json", "github.com/selfdock/selfdock/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	const mod = "github.com/selfdock/selfdock/"
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for dec.More() {
+		var p struct {
+			ImportPath string
+			Imports    []string
+			Standard   bool
+		}
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		name := strings.TrimPrefix(p.ImportPath, mod)
+		top, _, _ := strings.Cut(name, "/")
+		allowed, ok := allowedDeps[top]
+		if !ok {
+			continue
+		}
+		for _, imp := range p.Imports {
+			if !strings.Contains(strings.Split(imp, "/")[0], ".") && !strings.HasPrefix(imp, mod) {
+				continue // standard library
+			}
+			if strings.HasPrefix(imp, mod+top+"/") || imp == "C" {
+				continue
+			}
+			if !permitted(imp, allowed, mod) {
+				t.Errorf("%s imports %s, outside its boundary", p.ImportPath, imp)
+			}
+		}
+	}
+}
+
+func permitted(imp string, allowed []string, mod string) bool {
+	for _, a := range allowed {
+		if strings.HasPrefix(imp, a) || imp == mod+a || strings.HasPrefix(imp, mod+a+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// privilegedCalls may appear only in sandbox/ and boot/.
+var privilegedCalls = []string{"Mount(", "Unmount(", "PivotRoot(", "Chroot(", "Unshare(", "Setns(", "Setuid(",
+	"Setresuid(", "Setgroups(", "Setfsuid(", "Capset(", "Prctl(", "Mknod(", "PtraceAttach(", "Reboot(", "OpenTree(", "MoveMount("}
+
+// TestPrivilegedCallsConfined greps the other packages for privileged calls.
+func TestPrivilegedCallsConfined(t *testing.T) {
+	out, err := exec.Command("sh", "-c", "cd ../.. && git ls-files '*.go' 2>/dev/null || find . -name '*.go'").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range strings.Fields(string(out)) {
+		f = strings.TrimPrefix(f, "./")
+		if strings.HasPrefix(f, "sandbox/") || strings.HasPrefix(f, "boot/") || strings.HasPrefix(f, "tests/") ||
+			strings.HasPrefix(f, "bench/") || strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile("../../" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range privilegedCalls {
+			if strings.Contains(string(b), "unix."+c) || strings.Contains(string(b), "syscall."+c) {
+				t.Errorf("%s calls %s outside sandbox/ and boot/", f, c)
+			}
+		}
+	}
+}

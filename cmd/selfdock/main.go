@@ -1,0 +1,92 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/alecthomas/kong"
+	"github.com/selfdock/selfdock/sandbox"
+)
+
+// version is set at build time with -ldflags -X main.version=...
+var version = "dev"
+
+// cli is selfdock's whole command line. Sandbox options are accepted before
+// the subcommand, as selfdock (C) has them, and between run/build and CMD.
+type cli struct {
+	sandboxFlags
+	Version kong.VersionFlag `help:"Print the version and the privilege mode, then exit."`
+
+	Run   runCmd   `cmd:"" help:"Run CMD as yourself on a read-only view of the root file system."`
+	Build buildCmd `cmd:"" help:"Like run, with the root writable where you could write it anyway."`
+}
+
+func main() {
+	sandbox.Harden()
+	os.Exit(run(os.Args[1:]))
+}
+
+// run parses args and runs the subcommand; it returns the exit status.
+func run(args []string) int {
+	var c cli
+	exit := -1
+	parser, err := kong.New(&c,
+		kong.Name("selfdock"),
+		kong.Description("A setuid sandbox: run commands as yourself in a read-only, private view of a root file system."),
+		kong.UsageOnError(),
+		kong.Vars{"version": fmt.Sprintf("selfdock %s (%s mode)", version, sandbox.Detect())},
+		kong.Exit(func(code int) { exit = code; panic(exitPanic{}) }),
+	)
+	if err != nil {
+		return fail(err)
+	}
+	ctx, err := parse(parser, args, &exit)
+	if exit >= 0 {
+		return exit
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if err := ctx.Run(); err != nil {
+		var st exitStatus
+		if errors.As(err, &st) {
+			return int(st)
+		}
+		return fail(err)
+	}
+	return 0
+}
+
+type exitPanic struct{}
+
+// parse runs kong's parser, turning its exit calls (help, version) into a
+// status instead of leaving the process.
+func parse(p *kong.Kong, args []string, exit *int) (ctx *kong.Context, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(exitPanic); !ok {
+				panic(r)
+			}
+		}
+	}()
+	return p.Parse(args)
+}
+
+// exitStatus is the command's own exit status, passed through.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// fail prints one line and returns selfdock's status for err.
+func fail(err error) int {
+	code := sandbox.CodeFailed
+	var se *sandbox.Error
+	if errors.As(err, &se) {
+		code = se.Code
+	}
+	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	fmt.Fprintf(os.Stderr, "selfdock: %s\n", msg)
+	return code
+}

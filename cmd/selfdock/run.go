@@ -1,0 +1,58 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+
+	"github.com/selfdock/selfdock/policy"
+	"github.com/selfdock/selfdock/sandbox"
+)
+
+type runCmd struct {
+	Cmd []string `arg:"" optional:"" passthrough:"" help:"The command and its arguments."`
+}
+
+type buildCmd struct {
+	Cmd []string `arg:"" optional:"" passthrough:"" help:"The command and its arguments."`
+}
+
+func (r *runCmd) Run(c *cli) error   { return sandboxed(c, policy.Run, r.Cmd) }
+func (b *buildCmd) Run(c *cli) error { return sandboxed(c, policy.Build, b.Cmd) }
+
+// sandboxed builds the request, checks it against the policy and runs it.
+func sandboxed(c *cli, mode policy.Mode, argv []string) error {
+	if len(argv) > 0 && argv[0] == "--" {
+		argv = argv[1:]
+	}
+	if len(argv) == 0 {
+		return fmt.Errorf("missing command: selfdock %s [OPTIONS] [--] CMD [ARG...]", mode)
+	}
+	f := c.sandboxFlags
+	req := &policy.Request{
+		Mode: mode, Rootfs: f.Rootfs, Dir: f.Chdir, Maps: f.Map, Vols: f.Vol, Tmpfs: f.Tmpfs,
+		SetEnv: f.Env, Unset: f.Unset, Net: f.Net, Seccomp: f.Seccomp != "off", Argv: argv,
+		Caller: caller(), Environ: os.Environ(),
+	}
+	req.Cwd, _ = os.Getwd()
+	plan, err := policy.Default().Plan(req)
+	if err != nil {
+		return err
+	}
+	status, err := sandbox.Run(plan)
+	if err != nil {
+		return err
+	}
+	return exitStatus(status)
+}
+
+// caller is the invoking user: the real ids, which the setuid bit leaves
+// untouched.
+func caller() policy.Identity {
+	id := policy.Identity{Uid: uint32(syscall.Getuid()), Gid: uint32(syscall.Getgid())}
+	groups, _ := syscall.Getgroups()
+	for _, g := range groups {
+		id.Groups = append(id.Groups, uint32(g))
+	}
+	return id
+}

@@ -1,0 +1,343 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/selfdock/selfdock/policy"
+	"golang.org/x/sys/unix"
+)
+
+// Exit statuses of selfdock's own failures, as selfdock (C).
+const (
+	CodeFailed   = 124
+	CodeNotExec  = 126
+	CodeNotFound = 127
+)
+
+// Error is a failure with the exit status selfdock should use.
+type Error struct {
+	Code int
+	Err  error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Privilege says how selfdock was started.
+type Privilege int
+
+const (
+	// Setuid: effective uid 0 from the setuid bit, real uid the caller's.
+	Setuid Privilege = iota
+	// Root: started by the real root.
+	Root
+	// Unprivileged: no privilege (not setuid, or no_new_privs set, as
+	// inside another sandbox); the sandbox runs in a user namespace.
+	Unprivileged
+)
+
+func (p Privilege) String() string {
+	return [...]string{"setuid", "root", "user namespace"}[p]
+}
+
+// Detect tells how the process was started.
+func Detect() Privilege {
+	switch {
+	case os.Geteuid() != 0:
+		return Unprivileged
+	case os.Getuid() == 0:
+		return Root
+	}
+	return Setuid
+}
+
+// identity is the caller's, recorded at start.
+type identity struct {
+	uid, gid uint32
+	groups   []uint32
+}
+
+// Run carries out the plan and returns the command's exit status. It locks
+// the calling goroutine to its OS thread for good: the thread's namespaces
+// and credentials differ from the rest of the process from here on.
+func Run(p *policy.Plan) (int, error) {
+	runtime.LockOSThread()
+	priv := Detect()
+	id := identity{p.User.Uid, p.User.Gid, p.User.Groups}
+	if priv == Unprivileged {
+		entered, err := userNamespace()
+		if !entered {
+			if err == nil {
+				err = errors.New("the command line was not recognised before the runtime started")
+			}
+			return 0, &Error{CodeFailed, fmt.Errorf("user namespace (no setuid privilege here): %w", err)}
+		}
+	} else if err := actAs(id); err != nil {
+		return 0, &Error{CodeFailed, err}
+	}
+	s := &sandbox{plan: p, priv: priv, t: &tree{plan: p, id: id, ours: map[uint64]bool{}, procDir: -1, userns: priv == Unprivileged}}
+	if err := s.setup(); err != nil {
+		return 0, asError(err)
+	}
+	pid, err := s.start()
+	if err != nil {
+		return 0, asError(err)
+	}
+	return s.wait(pid), nil
+}
+
+func asError(err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return &Error{CodeFailed, err}
+}
+
+// actAs gives the locked thread the caller's file access: its groups, fsgid
+// and fsuid, which also drops the file capabilities from its effective set.
+// It keeps euid 0 and CAP_SYS_ADMIN for the mount calls.
+func actAs(id identity) error {
+	g := make([]int, len(id.groups))
+	for i, v := range id.groups {
+		g[i] = int(v)
+	}
+	// Safe: raw setgroups and setfs[ug]id change only this thread, and only
+	// towards the caller's own ids.
+	if err := unix.Setgroups(g); err != nil {
+		return fmt.Errorf("setgroups: %w", err)
+	}
+	unix.Setfsgid(int(id.gid))
+	unix.Setfsuid(int(id.uid))
+	if got, _ := unix.SetfsuidRetUid(-1); got != int(id.uid) {
+		return fmt.Errorf("setfsuid %d: still %d", id.uid, got)
+	}
+	return nil
+}
+
+type sandbox struct {
+	plan  *policy.Plan
+	priv  Privilege
+	t     *tree
+	pidfd int
+	argv0 string
+	dir   string
+}
+
+// setup makes the namespaces and the mount tree and enters it.
+func (s *sandbox) setup() error {
+	readTTYGroup()
+	proc, err := unix.Open("/proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return errorf("open", "/proc", err)
+	}
+	s.t.procDir = proc
+	flags := unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS
+	if !s.plan.ShareNet {
+		flags |= unix.CLONE_NEWNET
+	}
+	// Safe: new namespaces for this thread only; nothing of the host changes.
+	if err := unix.Unshare(flags); err != nil {
+		return fmt.Errorf("unshare namespaces: %w", err)
+	}
+	if !s.plan.ShareNet {
+		if err := loopbackUp(); err != nil {
+			return err
+		}
+	}
+	if err := s.t.prepare(); err != nil {
+		return err
+	}
+	if err := s.t.attach(); err != nil {
+		return err
+	}
+	if err := s.t.pivot(); err != nil {
+		return err
+	}
+	return s.resolve()
+}
+
+// resolve finds the command and the working directory inside the new root,
+// with the caller's access.
+func (s *sandbox) resolve() error {
+	argv0, err := lookPath(s.plan.Argv[0], s.plan.Env)
+	if err != nil {
+		return err
+	}
+	s.argv0 = argv0
+	s.dir = s.plan.Dir
+	if fd, err := openIn(unix.AT_FDCWD, s.dir); err == nil {
+		unix.Close(fd)
+	} else if s.plan.DirFallback {
+		s.dir = "/"
+	} else {
+		return errorf("working directory", s.dir, err)
+	}
+	return nil
+}
+
+// lookPath finds name in the command's PATH, as the caller, inside the root.
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	path := "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, d := range strings.Split(path, ":") {
+		if d == "" {
+			d = "."
+		}
+		p := d + "/" + name
+		var st unix.Stat_t
+		if unix.Stat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG &&
+			unix.Faccessat2(unix.AT_FDCWD, p, unix.X_OK, unix.AT_EACCESS) == nil {
+			return p, nil
+		}
+	}
+	return "", &Error{CodeNotFound, fmt.Errorf("command not found: %q", name)}
+}
+
+// loopbackUp brings up lo in the new network namespace.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("loopback: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return fmt.Errorf("loopback: %w", err)
+	}
+	ifr.SetUint16(unix.IFF_UP | unix.IFF_LOOPBACK | unix.IFF_RUNNING)
+	// Safe: lo of the sandbox's own, fresh network namespace.
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback up: %w", err)
+	}
+	return nil
+}
+
+// start drops what the command must not have, forks it stopped right after
+// its execve, mounts its /proc, checks its credentials and releases it.
+func (s *sandbox) start() (int, error) {
+	if err := s.restrictThread(); err != nil {
+		return 0, err
+	}
+	attr := &syscall.ProcAttr{
+		Dir:   s.dir,
+		Env:   s.plan.Env,
+		Files: []uintptr{0, 1, 2},
+		Sys: &syscall.SysProcAttr{
+			Ptrace:    true,
+			Pdeathsig: syscall.SIGKILL,
+			PidFD:     &s.pidfd,
+		},
+	}
+	if s.priv != Unprivileged {
+		g := make([]uint32, len(s.plan.User.Groups))
+		copy(g, s.plan.User.Groups)
+		attr.Sys.Credential = &syscall.Credential{Uid: s.plan.User.Uid, Gid: s.plan.User.Gid, Groups: g}
+	}
+	pid, err := syscall.ForkExec(s.argv0, s.plan.Argv, attr)
+	if err != nil {
+		return 0, execError(s.plan.Argv[0], err)
+	}
+	if err := s.release(pid); err != nil {
+		unix.Kill(pid, unix.SIGKILL)
+		var ws unix.WaitStatus
+		unix.Wait4(pid, &ws, unix.WALL, nil)
+		return 0, err
+	}
+	return pid, nil
+}
+
+func execError(name string, err error) error {
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return &Error{CodeNotFound, fmt.Errorf("command not found: %q", name)}
+	case errors.Is(err, unix.EACCES), errors.Is(err, unix.ENOEXEC), errors.Is(err, unix.EISDIR),
+		errors.Is(err, unix.EPERM), errors.Is(err, unix.ETXTBSY), errors.Is(err, unix.ENOTDIR):
+		return &Error{CodeNotExec, fmt.Errorf("command not executable: %q: %w", name, err)}
+	}
+	return &Error{CodeFailed, fmt.Errorf("exec %q: %w", name, err)}
+}
+
+// release waits for the command's stop after execve, mounts /proc, checks
+// that the command cannot be root again, and lets it run.
+func (s *sandbox) release(pid int) error {
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(pid, &ws, unix.WALL, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("wait for the command: %w", err)
+		}
+		break
+	}
+	if !ws.Stopped() {
+		return fmt.Errorf("the command did not stop after execve (status %#x)", uint32(ws))
+	}
+	if err := s.t.mountProc(pid); err != nil {
+		return err
+	}
+	if err := s.verify(pid); err != nil {
+		return err
+	}
+	// Safe: detaching our own stopped child; SIGTRAP from the execve is
+	// suppressed.
+	if err := unix.PtraceDetach(pid); err != nil {
+		return fmt.Errorf("ptrace detach: %w", err)
+	}
+	return nil
+}
+
+// verify reads the stopped command's status and fails closed unless it runs
+// as the caller with no capability, no_new_privs and, if asked, seccomp.
+func (s *sandbox) verify(pid int) error {
+	fd, err := unix.Openat(s.t.procDir, strconv.Itoa(pid)+"/status", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return errorf("read", "/proc/"+strconv.Itoa(pid)+"/status", err)
+	}
+	f := os.NewFile(uintptr(fd), "status")
+	defer f.Close()
+	buf := make([]byte, 4096)
+	n, _ := f.Read(buf)
+	u := strconv.Itoa(int(s.plan.User.Uid))
+	g := strconv.Itoa(int(s.plan.User.Gid))
+	want := map[string]string{
+		"Uid":        u + "\t" + u + "\t" + u + "\t" + u,
+		"Gid":        g + "\t" + g + "\t" + g + "\t" + g,
+		"CapPrm":     "0000000000000000",
+		"CapEff":     "0000000000000000",
+		"CapBnd":     "0000000000000000",
+		"CapAmb":     "0000000000000000",
+		"NoNewPrivs": "1",
+	}
+	if s.plan.Seccomp {
+		want["Seccomp"] = "2"
+	}
+	for _, line := range strings.Split(string(buf[:n]), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		if w, ok := want[k]; ok {
+			if strings.TrimSpace(v) != w {
+				return fmt.Errorf("refusing to run the command: its %s is %q, want %q", k, strings.TrimSpace(v), w)
+			}
+			delete(want, k)
+		}
+	}
+	if len(want) > 0 {
+		return fmt.Errorf("refusing to run the command: cannot check its status")
+	}
+	return nil
+}

@@ -1,0 +1,131 @@
+package sandbox
+
+import (
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// grace is how long a command that handles SIGTERM or SIGHUP may take to
+// exit before the instance is ended.
+const grace = 3 * time.Second
+
+// forwarded are the signals selfdock passes on to the command.
+var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
+
+// wait forwards signals to the command until it exits and returns its exit
+// status as a shell reports it (128+N for a death by signal N).
+//
+// The kernel drops signals that the PID 1 of a namespace does not handle,
+// so a signal the command leaves at its default action is carried out here
+// as the default would be: the instance is killed. A handled signal is
+// passed on; SIGTERM and SIGHUP end the instance after a grace period.
+func (s *sandbox) wait(pid int) int {
+	fg := foreground()
+	if s.priv == Setuid {
+		dropMonitor(s.plan.User.Uid, s.plan.User.Gid, s.plan.User.Groups)
+	}
+	var killedFor atomic.Int32
+	kill := func(sig syscall.Signal) {
+		killedFor.CompareAndSwap(0, int32(sig))
+		unix.PidfdSendSignal(s.pidfd, unix.SIGKILL, nil, 0)
+	}
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, forwarded...)
+	go func() {
+		for v := range sigs {
+			sig := v.(syscall.Signal)
+			switch disposition(pid, sig) {
+			case "ignored":
+			case "caught":
+				unix.PidfdSendSignal(s.pidfd, sig, nil, 0)
+				if sig == syscall.SIGTERM || sig == syscall.SIGHUP {
+					time.AfterFunc(grace, func() { kill(sig) })
+				}
+			default:
+				kill(sig)
+			}
+		}
+	}()
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(pid, &ws, 0, nil)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	restoreForeground(fg)
+	switch {
+	case ws.Exited():
+		return ws.ExitStatus()
+	case ws.Signaled():
+		if k := killedFor.Load(); k != 0 && ws.Signal() == syscall.SIGKILL {
+			return 128 + int(k)
+		}
+		return 128 + int(ws.Signal())
+	}
+	return CodeFailed
+}
+
+// disposition reads whether pid catches, ignores or leaves sig at default.
+// It runs on an ordinary thread, whose /proc is the host's.
+func disposition(pid int, sig syscall.Signal) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return "default"
+	}
+	bit := uint64(1) << (uint(sig) - 1)
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case k == "SigCgt" && mask&bit != 0:
+			return "caught"
+		case k == "SigIgn" && mask&bit != 0:
+			return "ignored"
+		}
+	}
+	return "default"
+}
+
+// dropMonitor makes the whole process the caller for good once the command
+// runs: what is left (waiting, passing signals on) needs no privilege.
+func dropMonitor(uid, gid uint32, groups []uint32) {
+	g := make([]int, len(groups))
+	for i, v := range groups {
+		g[i] = int(v)
+	}
+	// Safe: all threads drop to the caller's own ids (libc syncs them).
+	syscall.Setgroups(g)
+	syscall.Setresgid(int(gid), int(gid), int(gid))
+	syscall.Setresuid(int(uid), int(uid), int(uid))
+}
+
+// foreground returns the terminal's foreground process group when selfdock
+// is in it, so that it can be given back if the command took it.
+func foreground() int {
+	pg, err := unix.IoctlGetInt(0, unix.TIOCGPGRP)
+	if err != nil || pg != unix.Getpgrp() {
+		return -1
+	}
+	return pg
+}
+
+func restoreForeground(pg int) {
+	if pg < 0 {
+		return
+	}
+	if cur, err := unix.IoctlGetInt(0, unix.TIOCGPGRP); err == nil && cur != pg {
+		signal.Ignore(syscall.SIGTTOU)
+		unix.IoctlSetPointerInt(0, unix.TIOCSPGRP, pg)
+	}
+}
