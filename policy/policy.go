@@ -13,7 +13,12 @@ type Policy struct {
 	DenyRootfs []string
 	// RootfsDirs, when not empty, are the only directories allowed as
 	// --rootfs (the default: any directory the caller can read).
-	RootfsDirs      []string
+	RootfsDirs []string
+	// ImageDirs are directories whose root-owned images the kernel may
+	// mount for --image (empty: none).
+	ImageDirs       []string
+	Rlimits         []Rlimit
+	Source          string // the file it came from, "" for the defaults
 	AllowBuild      bool
 	AllowNet        bool
 	AllowNesting    bool

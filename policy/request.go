@@ -44,7 +44,7 @@ func (p *Policy) Plan(r *Request) (*Plan, error) {
 	pl := &Plan{
 		Mode: r.Mode, Rootfs: r.Rootfs, ShareNet: r.Net, Seccomp: r.Seccomp,
 		AllowNesting: p.AllowNesting, Env: env, Argv: r.Argv, User: r.Caller,
-		DenyMap: p.DenyMap, DenyRootfs: p.DenyRootfs, RootfsDirs: p.RootfsDirs,
+		DenyMap: p.DenyMap, DenyRootfs: p.DenyRootfs, RootfsDirs: p.RootfsDirs, Rlimits: p.Rlimits,
 	}
 	if pl.Rootfs == "" {
 		pl.Rootfs = "/"

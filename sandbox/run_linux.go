@@ -294,6 +294,13 @@ func (s *sandbox) release(pid int) error {
 	if err := s.verify(pid); err != nil {
 		return err
 	}
+	for _, r := range s.plan.Rlimits {
+		lim := unix.Rlimit{Cur: r.Cur, Max: r.Max}
+		// Safe: only lowers the stopped command's limits, as the policy says.
+		if err := unix.Prlimit(pid, r.Resource, &lim, nil); err != nil {
+			return fmt.Errorf("rlimit %s: %w", r.Name, err)
+		}
+	}
 	// Safe: detaching our own stopped child; SIGTRAP from the execve is
 	// suppressed.
 	if err := unix.PtraceDetach(pid); err != nil {

@@ -19,8 +19,9 @@ type cli struct {
 	sandboxFlags
 	Version kong.VersionFlag `help:"Print the version and the privilege mode, then exit."`
 
-	Run   runCmd   `cmd:"" help:"Run CMD as yourself on a read-only view of the root file system."`
-	Build buildCmd `cmd:"" help:"Like run, with the root writable where you could write it anyway."`
+	Run    runCmd    `cmd:"" help:"Run CMD as yourself on a read-only view of the root file system."`
+	Build  buildCmd  `cmd:"" help:"Like run, with the root writable where you could write it anyway."`
+	Policy policyCmd `cmd:"" help:"Administer the policy file."`
 }
 
 func main() {

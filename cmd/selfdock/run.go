@@ -35,7 +35,11 @@ func sandboxed(c *cli, mode policy.Mode, argv []string) error {
 		Caller: caller(), Environ: os.Environ(),
 	}
 	req.Cwd, _ = os.Getwd()
-	plan, err := policy.Default().Plan(req)
+	pol, err := policy.Load()
+	if err != nil {
+		return err
+	}
+	plan, err := pol.Plan(req)
 	if err != nil {
 		return err
 	}
