@@ -44,6 +44,11 @@ func (s *sandbox) wait(pid int) int {
 			switch disposition(pid, sig) {
 			case "ignored":
 			case "caught":
+				if fg >= 0 && (sig == syscall.SIGINT || sig == syscall.SIGQUIT) {
+					// Typed on the terminal: the command, in our process
+					// group, has it already; passing it on would repeat it.
+					continue
+				}
 				unix.PidfdSendSignal(s.pidfd, sig, nil, 0)
 				if sig == syscall.SIGTERM || sig == syscall.SIGHUP {
 					time.AfterFunc(grace, func() { kill(sig) })
