@@ -332,7 +332,7 @@ func (t *tree) populateDev(dev int) error {
 		return err
 	}
 	pts := [][2]string{{"ptmxmode", "0666"}, {"mode", "0620"}}
-	if ttyGID >= 0 {
+	if ttyGID >= 0 && !t.userns { // the host's tty group is not mapped in a user namespace
 		pts = append(pts, [2]string{"gid", strconv.Itoa(ttyGID)})
 	}
 	return t.mountIn(dev, "pts", "devpts", pts, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NOEXEC)

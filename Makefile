@@ -1,0 +1,157 @@
+# selfdock: build, test and install. README.md documents `make check` as the one test command.
+#
+#   make                  build build/selfdock (static, cgo for libseccomp)
+#   sudo make install     build, then install setuid root into $(DESTDIR)$(PREFIX)/bin
+#   make check            Debian packages, gofmt, go vet, staticcheck, every test (as CI runs it)
+#   make test             unit tests only, quick (go test ./...)
+#   make integration      the end-to-end tests in tests/, verbose
+#   make vmtest           the qemu tests in tests/vm, when there are some
+#   make fuzz             each Fuzz target under policy/ and cmd/ for $(FUZZTIME)
+#   sudo make bench       bench/run.sh: timings against bubblewrap, writes bench/REPORT.md
+#   make clean            remove build/
+
+# sudo resets PATH; Debian's golang package is too old, so prefer /usr/local/go.
+export PATH := /usr/local/go/bin:$(PATH)
+SHELL := /bin/bash
+
+GO       ?= go
+PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
+DESTDIR  ?=
+FUZZTIME ?= 20s
+
+BUILD := build
+BIN   := $(BUILD)/selfdock
+# GOBIN for tools the checks use, kept out of the caller's GOPATH.
+TOOLS := $(CURDIR)/$(BUILD)/bin
+
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(TOOLS)/staticcheck
+
+# A fully static executable: a setuid binary must not load shared libraries chosen by the caller's
+# environment, and it must run inside any --rootfs. osusergo/netgo keep glibc's NSS out of it.
+# `selfdock --version` prints VERSION (git describe; "dev" outside a git checkout).
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+GO_BUILD := CGO_ENABLED=1 $(GO) build -trimpath -tags osusergo,netgo \
+	-ldflags '-s -w -X main.version=$(VERSION) -linkmode external -extldflags -static'
+
+# Debian packages. Build: cgo with libseccomp, linked statically (libc6-dev has libc.a, gcc only
+# recommends it). Check: what the end-to-end tests and the benchmark use on top of that.
+BUILD_DEPS := gcc libc6-dev pkg-config libseccomp-dev
+CHECK_DEPS := $(BUILD_DEPS) gcc-multilib busybox-static bubblewrap hyperfine squashfs-tools uidmap procps util-linux passwd
+
+# apt_ensure PACKAGES: install those not yet installed. dpkg-query keeps the common case (all
+# present) to a few milliseconds; `apt-get update` runs only when something must be installed.
+define apt_ensure
+	@missing=; \
+	for p in $(1); do \
+		dpkg-query -W -f='$${db:Status-Abbrev}' "$$p" 2>/dev/null | grep -q '^ii' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if ! command -v apt-get >/dev/null; then \
+			echo "missing packages:$$missing (not a Debian system: install them by hand)" >&2; exit 1; \
+		fi; \
+		if [ "$$(id -u)" != 0 ]; then \
+			echo "missing Debian packages:$$missing; run: sudo make deps" >&2; exit 1; \
+		fi; \
+		echo "apt-get install:$$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq </dev/null && apt-get install -y -qq $$missing </dev/null; \
+	fi
+endef
+
+# Go parallelises its own work; steps here must run in the order written (check: deps first).
+.NOTPARALLEL:
+
+.PHONY: all build build-deps deps test check fmt-check vet staticcheck integration vmtest fuzz \
+	bench install uninstall clean
+
+all: build
+
+build: build-deps
+	@mkdir -p $(BUILD)
+	$(GO_BUILD) -o $(BIN) ./cmd/selfdock
+
+build-deps:
+	$(call apt_ensure,$(BUILD_DEPS))
+
+deps:
+	$(call apt_ensure,$(CHECK_DEPS))
+
+test: build-deps
+	$(GO) test ./...
+
+# The one command for all tests (README.md, .ci/run). SELFDOCK_MUST_WORK=1 turns every skip of a
+# test that needs root or a capability into a failure.
+# The fuzz targets run for a short, bounded time after the tests.
+check: deps fmt-check vet staticcheck build
+	SELFDOCK_MUST_WORK=1 $(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=10s
+
+# gofmt -l lists files whose formatting differs; any listed file fails the check.
+fmt-check:
+	@files=$$(find . \( -name .git -o -name $(BUILD) -o -name testdata -o -name '_*' \) -prune \
+		-o -name '*.go' -print); \
+	[ -z "$$files" ] && exit 0; \
+	bad=$$(gofmt -l $$files); \
+	if [ -n "$$bad" ]; then echo "gofmt: these files need gofmt -w:" >&2; echo "$$bad" >&2; exit 1; fi
+
+vet: build-deps
+	$(GO) vet ./...
+
+staticcheck: build-deps
+	@if ! "$(STATICCHECK)" -version 2>/dev/null | grep -qF '($(STATICCHECK_VERSION:v%=%))'; then \
+		echo "installing staticcheck $(STATICCHECK_VERSION) into $(TOOLS)"; \
+		GOBIN="$(TOOLS)" $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); \
+	fi
+	"$(STATICCHECK)" ./...
+
+# The end-to-end packages under tests/, except the qemu tests (make vmtest).
+integration: build
+	@pkgs=$$($(GO) list ./tests/... 2>/dev/null | grep -v '/tests/vm\(/\|$$\)'); \
+	if [ -z "$$pkgs" ]; then echo "integration: no packages under tests/ yet"; exit 0; fi; \
+	echo "$(GO) test -count=1 -v -timeout 20m $$pkgs"; \
+	$(GO) test -count=1 -v -timeout 20m $$pkgs
+
+vmtest: build
+	@if [ -d tests/vm ]; then \
+		echo "$(GO) test -count=1 -v -timeout 30m ./tests/vm/..."; \
+		$(GO) test -count=1 -v -timeout 30m ./tests/vm/...; \
+	else \
+		echo "vmtest: no VM tests yet (tests/vm does not exist); nothing was run"; \
+	fi
+
+# Every `func FuzzXxx(` in a _test.go file under policy/ and cmd/, each for $(FUZZTIME).
+fuzz: build-deps
+	@set -e; n=0; \
+	for f in $$(grep -rl --include='*_test.go' '^func Fuzz' policy cmd 2>/dev/null); do \
+		for fn in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$$f"); do \
+			n=$$((n + 1)); \
+			echo "$(GO) test -run='^\$$' -fuzz='^$$fn\$$' -fuzztime=$(FUZZTIME) ./$$(dirname "$$f")"; \
+			$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) "./$$(dirname "$$f")"; \
+		done; \
+	done; \
+	echo "fuzz: $$n target(s) run"
+
+# Needs root: it installs setuid copies in a scratch directory and adds a system user.
+bench:
+	bash bench/run.sh
+
+# `install -o root` needs root. A packager's unprivileged staging install (DESTDIR set, not root)
+# still gets the file with mode 4755; the package sets the owner.
+install: build
+	@dst="$(DESTDIR)$(BINDIR)/selfdock"; \
+	if install -D -o root -g root -m 4755 $(BIN) "$$dst"; then \
+		echo "installed $$dst (root:root 4755)"; \
+	elif [ -n "$(DESTDIR)" ] && [ "$$(id -u)" != 0 ]; then \
+		install -D -m 4755 $(BIN) "$$dst"; \
+		echo "installed $$dst with mode 4755 but owned by $$(id -un): the package must make it root:root"; \
+	else \
+		echo "install: cannot install $$dst setuid root; run: sudo make install" >&2; exit 1; \
+	fi
+
+uninstall:
+	rm -f "$(DESTDIR)$(BINDIR)/selfdock"
+
+clean:
+	rm -rf $(BUILD)

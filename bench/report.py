@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""Turns the raw results of bench/run.sh (one directory) into bench/REPORT.md on stdout.
+
+Slow numbers are reported as a missed target, never as an error; a command that failed its trial
+run shows as "failed" and its targets as "not measured".
+"""
+
+import glob
+import json
+import os
+import statistics
+import sys
+
+BWRAP = "bwrap --ro-bind / / --dev /dev --proc /proc --unshare-all --die-with-parent"
+SHOWN = {
+    "selfdock": "selfdock run true",
+    "execonly": "execonly /bin/true",
+    "bwrap": BWRAP + " /bin/true",
+    "unshare": "unshare --user --map-current-user --mount --pid --fork --ipc --uts /bin/true",
+    "selfdock-c": "$SELFDOCK_C run true",
+}
+
+
+def read_lines(path):
+    try:
+        with open(path) as f:
+            return [line.rstrip("\n").split("\t", 1) for line in f if "\t" in line]
+    except FileNotFoundError:
+        return []
+
+
+def hyperfine_times(paths):
+    """Merges the per-run times (seconds) of each named command over several hyperfine exports."""
+    times = {}
+    for path in paths:
+        with open(path) as f:
+            for result in json.load(f)["results"]:
+                times.setdefault(result["command"], []).extend(result["times"])
+    return times
+
+
+def ms(seconds):
+    return f"{seconds * 1000:.2f} ms"
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def fmt_ratio(r):
+    return "–" if r is None else f"{r:.2f}×"
+
+
+def verdict(value, ok):
+    if value is None:
+        return "not measured"
+    return "**met**" if ok(value) else "**missed**"
+
+
+def parse_throughput(text):
+    """"ok N END ok N END start S" (µs) -> (instances, seconds), or None when a loop failed."""
+    words = text.split()
+    if "failed" in words or "start" not in words:
+        return None
+    start = int(words[words.index("start") + 1])
+    count, end = 0, start
+    for i, w in enumerate(words):
+        if w == "ok":
+            count += int(words[i + 1])
+            end = max(end, int(words[i + 2]))
+    return (count, (end - start) / 1e6) if end > start else None
+
+
+def throughput(lines):
+    """Instances/s of each command over all its parts; None when any part failed."""
+    parts = {}
+    for name, text in lines:
+        parts.setdefault(name, []).append(parse_throughput(text))
+    rate = {}
+    for name, ps in parts.items():
+        if None in ps:
+            rate[name] = None
+        else:
+            rate[name] = sum(c for c, _ in ps) / sum(s for _, s in ps)
+    return rate
+
+
+def main():
+    out = sys.argv[1]
+    env = os.environ.get
+    depth = env("BENCH_DEPTH", "16")
+    checks = dict(read_lines(os.path.join(out, "checks.txt")))
+    failed = {name: status for name, status in checks.items() if status != "ok"}
+
+    startup_files = sorted(glob.glob(os.path.join(out, "startup-*.json")))
+    startup = hyperfine_times(startup_files)
+    median = {name: statistics.median(t) for name, t in startup.items() if t}
+    nest_files = glob.glob(os.path.join(out, "nesting.json"))
+    nest = {n: statistics.median(t) for n, t in hyperfine_times(nest_files).items() if t}
+
+    p = print
+    p("# selfdock benchmark report\n")
+    p("Written by `bench/run.sh` (`sudo make bench`); rerun it rather than editing this file.\n")
+    p(f"- Date: {env('BENCH_DATE', '?')}, commit {env('BENCH_COMMIT', '?')}")
+    p(f"- Machine: {env('BENCH_MACHINE', '?')}")
+    p(f"- Tools: {env('BENCH_TOOLS', '?')}")
+    p(f"- Every command ran as the unprivileged user `{env('BENCH_USER', '?')}`, started by "
+      "hyperfine `-N` (no shell) running as that user; selfdock and `execonly` were installed "
+      "root:root 4755. Start-up times merge "
+      f"{len(startup_files)} rounds of hyperfine over all commands, so drift hits all alike.\n")
+
+    p("## Start-up: one sandboxed `true`\n")
+    p("| command | median | mean ± σ | × bwrap | × execonly | runs |")
+    p("|---|---|---|---|---|---|")
+    for name, shown in SHOWN.items():
+        if name not in checks:
+            continue
+        if name in failed:
+            p(f"| `{shown}` | {failed[name]} | | | | |")
+            continue
+        t = startup.get(name, [])
+        if not t:
+            continue
+        sd = statistics.stdev(t) if len(t) > 1 else 0.0
+        p(f"| `{shown}` | {ms(median[name])} | {ms(statistics.mean(t))} ± {ms(sd)} | "
+          f"{fmt_ratio(ratio(median[name], median.get('bwrap')))} | "
+          f"{fmt_ratio(ratio(median[name], median.get('execonly')))} | {len(t)} |")
+    p("\n`execonly` (bench/execonly) is a setuid Go program that only drops root and execs: the "
+      "floor for any setuid Go binary.\n")
+
+    tput = throughput(read_lines(os.path.join(out, "throughput.txt")))
+    seconds = env("BENCH_SECONDS", "10")
+    p(f"## Throughput: 2 parallel loops, {seconds} s for each command in two alternating halves\n")
+    p("| command | instances/s |")
+    p("|---|---|")
+    for name in ("selfdock", "bwrap"):
+        if name in failed or name in tput:
+            v = tput.get(name)
+            p(f"| {name} | {'failed' if v is None else f'{v:.0f}'} |")
+
+    rss = {}
+    for name, kib in read_lines(os.path.join(out, "rss.txt")):
+        rss.setdefault(name, []).append(int(kib))
+    p("\n## Peak resident memory (GNU time %M, largest of 10 runs)\n")
+    p("| command | peak RSS |")
+    p("|---|---|")
+    for name in ("selfdock", "bwrap"):
+        if name in rss:
+            p(f"| {name} | {max(rss[name]) / 1024:.1f} MiB |")
+        elif name in failed:
+            p(f"| {name} | failed |")
+
+    p(f"\n## Nesting {depth} deep\n")
+    p(f"`selfdock run selfdock run … true` ({depth} levels) against one level, and bwrap's own "
+      f"{depth}-deep nesting in the same hyperfine run.\n")
+    p("| command | median | × its one level |")
+    p("|---|---|---|")
+    for tool in ("selfdock", "bwrap"):
+        for level in ("1", depth):
+            name = f"{tool}-{level}"
+            status = failed.get(name) or (failed.get(tool) if level == "1" else None)
+            if status:
+                p(f"| {name} | {status} | |")
+            elif name in nest:
+                p(f"| {name} | {ms(nest[name])} | "
+                  f"{fmt_ratio(ratio(nest[name], nest.get(f'{tool}-1')))} |")
+
+    sd_bw = ratio(median.get("selfdock"), median.get("bwrap"))
+    sd_eo = ratio(median.get("selfdock"), median.get("execonly"))
+    tp = ratio(tput.get("selfdock"), tput.get("bwrap"))
+    peak = max(rss["selfdock"]) / 1024 if "selfdock" in rss else None
+    n_one = ratio(nest.get(f"selfdock-{depth}"), nest.get("selfdock-1"))
+    n_bw = ratio(nest.get(f"selfdock-{depth}"), nest.get(f"bwrap-{depth}"))
+    nest_ok = None if n_one is None else (n_one < 10 or (n_bw is not None and n_bw <= 0.6))
+
+    p("\n## Targets\n")
+    p("| target | measured | verdict |")
+    p("|---|---|---|")
+    p(f"| start-up ≤ 0.75× bwrap | {fmt_ratio(sd_bw)} | {verdict(sd_bw, lambda v: v <= 0.75)} |")
+    p(f"| start-up ≤ 1.25× execonly | {fmt_ratio(sd_eo)} | "
+      f"{verdict(sd_eo, lambda v: v <= 1.25)} |")
+    p(f"| throughput ≥ 1.5× bwrap | {fmt_ratio(tp)} | {verdict(tp, lambda v: v >= 1.5)} |")
+    p(f"| peak RSS ≤ 8 MiB | {'–' if peak is None else f'{peak:.1f} MiB'} | "
+      f"{verdict(peak, lambda v: v <= 8)} |")
+    p(f"| {depth}-deep nesting < 10× one run, or ≤ 0.6× bwrap's {depth}-deep | "
+      f"{fmt_ratio(n_one)} one run, {fmt_ratio(n_bw)} bwrap | "
+      f"{verdict(nest_ok, lambda v: v)} |")
+
+    if failed:
+        p("\n## Commands that failed their trial run\n")
+        for name, status in failed.items():
+            p(f"- {name}: {status}")
+
+
+if __name__ == "__main__":
+    main()
