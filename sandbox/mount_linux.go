@@ -27,14 +27,15 @@ type source struct {
 
 // tree builds the sandbox's mount tree on the locked thread.
 type tree struct {
-	plan    *policy.Plan
-	id      identity
-	root    int             // the new root, attached on top of "/"
-	sources []source        // in the plan's order
-	devs    []int           // clones of the host's device nodes, as devNodes
-	ours    map[uint64]bool // tmpfs mounts we made: missing destinations may be created there
-	procDir int             // the host's /proc, to find the command's PID namespace later
-	userns  bool            // running unprivileged in a user namespace
+	plan     *policy.Plan
+	id       identity
+	root     int             // the new root, attached on top of "/"
+	sources  []source        // in the plan's order
+	devs     []int           // clones of the host's device nodes, as devNodes
+	ours     map[uint64]bool // tmpfs mounts we made: missing destinations may be created there
+	procDir  int             // the host's /proc, to find the command's PID namespace later
+	userns   bool            // running unprivileged in a user namespace
+	procCopy int             // user namespace only: the current /proc, kept visible under the new one
 }
 
 // setattr applies mount attributes to every mount of a detached tree.
@@ -90,6 +91,11 @@ func (t *tree) prepare() error {
 	if err := setattr(root, set); err != nil {
 		return errorf("rootfs", t.plan.Rootfs, err)
 	}
+	if t.userns && real != "/" {
+		if err := t.copyProc(); err != nil {
+			return err
+		}
+	}
 	for _, m := range t.plan.Mounts {
 		s := source{m: m, fd: -1}
 		if m.Kind == policy.BindRO || m.Kind == policy.BindRW {
@@ -135,6 +141,25 @@ func (t *tree) cloneBind(m policy.Mount) (int, error) {
 		return -1, errorf("bind", m.Source, err)
 	}
 	return fd, nil
+}
+
+// copyProc keeps a copy of the current /proc under the sandbox's: in a user
+// namespace the kernel mounts a new procfs only where a fully visible one
+// exists in the mount namespace (mount_too_revealing), and a user's rootfs
+// has none of its own. The copy is read-only and covered by the new /proc.
+func (t *tree) copyProc() error {
+	// Safe: unprivileged (user namespace) path only; /proc is what the
+	// caller sees already.
+	fd, err := unix.OpenTree(unix.AT_FDCWD, "/proc", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	if err != nil {
+		return errorf("bind", "/proc", err)
+	}
+	if err := setattr(fd, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC); err != nil {
+		unix.Close(fd)
+		return errorf("bind", "/proc", err)
+	}
+	t.procCopy = fd
+	return nil
 }
 
 // cloneDevs copies the host's device nodes; run as root on fixed paths.
@@ -183,7 +208,10 @@ func (t *tree) mount(s source) error {
 		uid, gid := t.owner()
 		fd, err = t.tmpfs(64<<10, 0755, uid, gid)
 	case policy.Proc:
-		return nil // mounted after the fork, from inside the PID namespace
+		if t.procCopy < 0 {
+			return nil // mounted after the fork, from inside the PID namespace
+		}
+		fd, t.procCopy = t.procCopy, -1
 	}
 	if err != nil {
 		return errorf("tmpfs", s.m.Dest, err)

@@ -81,14 +81,17 @@ func Run(p *policy.Plan) (int, error) {
 	} else if err := actAs(id); err != nil {
 		return 0, &Error{CodeFailed, err}
 	}
-	s := &sandbox{plan: p, priv: priv, t: &tree{plan: p, id: id, ours: map[uint64]bool{}, procDir: -1, userns: priv == Unprivileged}}
+	Trace("plan")
+	s := &sandbox{plan: p, priv: priv, t: &tree{plan: p, id: id, ours: map[uint64]bool{}, procDir: -1, procCopy: -1, userns: priv == Unprivileged}}
 	if err := s.setup(); err != nil {
 		return 0, asError(err)
 	}
+	Trace("setup")
 	pid, err := s.start()
 	if err != nil {
 		return 0, asError(err)
 	}
+	Trace("released")
 	return s.wait(pid), nil
 }
 
@@ -146,6 +149,7 @@ func (s *sandbox) setup() error {
 	if err := unix.Unshare(flags); err != nil {
 		return fmt.Errorf("unshare namespaces: %w", err)
 	}
+	Trace("unshare")
 	if !s.plan.ShareNet {
 		if err := loopbackUp(); err != nil {
 			return err
@@ -154,9 +158,11 @@ func (s *sandbox) setup() error {
 	if err := s.t.prepare(); err != nil {
 		return err
 	}
+	Trace("prepare")
 	if err := s.t.attach(); err != nil {
 		return err
 	}
+	Trace("attach")
 	if err := s.t.pivot(); err != nil {
 		return err
 	}
@@ -247,10 +253,12 @@ func (s *sandbox) start() (int, error) {
 		copy(g, s.plan.User.Groups)
 		attr.Sys.Credential = &syscall.Credential{Uid: s.plan.User.Uid, Gid: s.plan.User.Gid, Groups: g}
 	}
+	Trace("restrict")
 	pid, err := syscall.ForkExec(s.argv0, s.plan.Argv, attr)
 	if err != nil {
 		return 0, execError(s.plan.Argv[0], err)
 	}
+	Trace("forkexec")
 	if err := s.release(pid); err != nil {
 		unix.Kill(pid, unix.SIGKILL)
 		var ws unix.WaitStatus
@@ -291,6 +299,7 @@ func (s *sandbox) release(pid int) error {
 	if err := s.t.mountProc(pid); err != nil {
 		return err
 	}
+	Trace("proc")
 	if err := s.verify(pid); err != nil {
 		return err
 	}

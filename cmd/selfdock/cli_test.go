@@ -1,8 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/alecthomas/kong"
 )
@@ -98,4 +101,43 @@ func FuzzCLI(f *testing.F) {
 		}
 		parseArgs(t, args...)
 	})
+}
+
+// FuzzFast checks that every command line the fast parser accepts is parsed
+// the same way by kong, which defines the grammar.
+func FuzzFast(f *testing.F) {
+	for _, s := range []string{"run true", "-m /a /b run ls -l", "run -- --map x", "-t size=1m /x -e A B -E C build sh",
+		"--net --seccomp off run -C /x -r /y true", "run --seccomp=off -v a b c", "-m a run b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		if !utf8.ValidString(line) {
+			return // kong replaces invalid UTF-8; run() restores CMD's bytes
+		}
+		args := strings.Split(line, " ")
+		fc, mode, ok := fastParse(args)
+		if !ok {
+			return
+		}
+		kc, ctx, err := parseArgs(t, args...)
+		if err != nil {
+			t.Fatalf("fast parser accepted %q, kong refused: %v", args, err)
+		}
+		if got := strings.Fields(ctx.Command())[0]; got != mode {
+			t.Fatalf("%q: fast mode %q, kong %q", args, mode, got)
+		}
+		kc.Version = false
+		same := func(a, b any) bool { return fmt.Sprintf("%q", a) == fmt.Sprintf("%q", b) }
+		if !same(fc.sandboxFlags, kc.sandboxFlags) || !same(fc.Run.Cmd, kc.Run.Cmd) || !same(fc.Build.Cmd, kc.Build.Cmd) {
+			t.Fatalf("%q: fast %+v, kong %+v", args, fc, kc)
+		}
+	})
+}
+
+func TestFastParseDefersToKong(t *testing.T) {
+	for _, l := range []string{"--help", "run", "--version", "policy check", "--map=/a /b run x", "-m /a -x run y", "run --bogus x", "-r", "--seccomp maybe run x"} {
+		if _, _, ok := fastParse(strings.Fields(l)); ok {
+			t.Errorf("fast parser took %q", l)
+		}
+	}
 }

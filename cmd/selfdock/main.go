@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/alecthomas/kong"
+	"github.com/selfdock/selfdock/policy"
 	"github.com/selfdock/selfdock/sandbox"
 )
 
@@ -25,12 +26,22 @@ type cli struct {
 }
 
 func main() {
+	sandbox.Trace("main")
 	sandbox.Harden()
 	os.Exit(run(os.Args[1:]))
 }
 
 // run parses args and runs the subcommand; it returns the exit status.
 func run(args []string) int {
+	if c, mode, ok := fastParse(args); ok {
+		sandbox.Trace("parsed")
+		cmd := c.Run.Cmd
+		m := policy.Run
+		if mode == "build" {
+			cmd, m = c.Build.Cmd, policy.Build
+		}
+		return status(sandboxed(c, m, cmd))
+	}
 	var c cli
 	exit := -1
 	parser, err := kong.New(&c,
@@ -50,14 +61,25 @@ func run(args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	if err := ctx.Run(); err != nil {
-		var st exitStatus
-		if errors.As(err, &st) {
-			return int(st)
+	// CMD is the tail of args, taken verbatim: kong replaces invalid UTF-8.
+	for _, cmd := range []*[]string{&c.Run.Cmd, &c.Build.Cmd} {
+		if n := len(*cmd); n > 0 && n <= len(args) {
+			*cmd = args[len(args)-n:]
 		}
-		return fail(err)
 	}
-	return 0
+	return status(ctx.Run())
+}
+
+// status turns a subcommand's result into the exit status.
+func status(err error) int {
+	var st exitStatus
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &st):
+		return int(st)
+	}
+	return fail(err)
 }
 
 type exitPanic struct{}
