@@ -61,6 +61,9 @@ func run(args []string) int {
 	if err != nil {
 		return fail(err)
 	}
+	if err := gate(ctx.Command()); err != nil {
+		return fail(err)
+	}
 	// CMD is the tail of args, taken verbatim: kong replaces invalid UTF-8.
 	for _, cmd := range []*[]string{&c.Run.Cmd, &c.Build.Cmd} {
 		if n := len(*cmd); n > 0 && n <= len(args) {
@@ -68,6 +71,21 @@ func run(args []string) int {
 		}
 	}
 	return status(ctx.Run())
+}
+
+// gate is the privilege gate: only run and build keep the setuid privilege
+// (the sandbox drops it itself), and policy check, which reads the fixed,
+// root-owned policy file; every other subcommand runs as the caller from its
+// first instruction.
+func gate(command string) error {
+	switch strings.Fields(command + " x")[0] {
+	case "run", "build":
+		return nil
+	}
+	if command == "policy check" {
+		return nil
+	}
+	return sandbox.DropPrivileges()
 }
 
 // status turns a subcommand's result into the exit status.
