@@ -85,6 +85,11 @@ type Plan struct {
 	DenyMap    []string
 	DenyRootfs []string
 	RootfsDirs []string
+
+	// What the environment was made of, for ApplyImage.
+	callerEnv []string
+	setEnv    [][2]string
+	unset     []string
 }
 
 // Rlimit is one resource limit applied to the command.

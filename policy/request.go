@@ -34,9 +34,6 @@ func (p *Policy) Plan(r *Request) (*Plan, error) {
 	if err := p.allowed(r); err != nil {
 		return nil, err
 	}
-	if len(r.Argv) == 0 {
-		return nil, fmt.Errorf("missing command")
-	}
 	env, err := Environ(r.Environ, r.SetEnv, r.Unset)
 	if err != nil {
 		return nil, err
@@ -45,6 +42,7 @@ func (p *Policy) Plan(r *Request) (*Plan, error) {
 		Mode: r.Mode, Rootfs: r.Rootfs, ShareNet: r.Net, Seccomp: r.Seccomp,
 		AllowNesting: p.AllowNesting, Env: env, Argv: r.Argv, User: r.Caller,
 		DenyMap: p.DenyMap, DenyRootfs: p.DenyRootfs, RootfsDirs: p.RootfsDirs, Rlimits: p.Rlimits,
+		callerEnv: r.Environ, setEnv: r.SetEnv, unset: r.Unset,
 	}
 	if pl.Rootfs == "" {
 		pl.Rootfs = "/"

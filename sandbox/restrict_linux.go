@@ -27,7 +27,7 @@ func (s *sandbox) restrictThread() error {
 	if !s.plan.Seccomp {
 		return nil
 	}
-	prog, err := seccompProgram(SeccompOptions{AllowNesting: s.plan.AllowNesting})
+	prog, err := seccompProgram(SeccompOptions{AllowNesting: s.plan.AllowNesting, ParentMounts: true})
 	if err != nil {
 		return fmt.Errorf("seccomp: %w", err)
 	}

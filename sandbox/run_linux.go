@@ -172,6 +172,12 @@ func (s *sandbox) setup() error {
 // resolve finds the command and the working directory inside the new root,
 // with the caller's access.
 func (s *sandbox) resolve() error {
+	if err := s.image(); err != nil {
+		return err
+	}
+	if len(s.plan.Argv) == 0 {
+		return fmt.Errorf("missing command: give one, or use a --rootfs made by selfdock import whose image has a default command")
+	}
 	argv0, err := lookPath(s.plan.Argv[0], s.plan.Env)
 	if err != nil {
 		return err
@@ -186,6 +192,36 @@ func (s *sandbox) resolve() error {
 		return errorf("working directory", s.dir, err)
 	}
 	return nil
+}
+
+// image applies the config `selfdock import` saved in the root, read with
+// the caller's access from inside the new root.
+func (s *sandbox) image() error {
+	fd, err := unix.Openat2(unix.AT_FDCWD, policy.ImageSidecar, &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NONBLOCK | unix.O_NOFOLLOW,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return errorf("open", policy.ImageSidecar, err)
+	}
+	f := os.NewFile(uintptr(fd), policy.ImageSidecar)
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() || st.Size() > policy.MaxSidecar {
+		return fmt.Errorf("image config %q: not a regular file of at most %d bytes", policy.ImageSidecar, policy.MaxSidecar)
+	}
+	b := make([]byte, policy.MaxSidecar)
+	n, err := f.Read(b)
+	if err != nil {
+		return errorf("read", policy.ImageSidecar, err)
+	}
+	c, err := policy.ParseImageConfig(b[:n])
+	if err != nil {
+		return err
+	}
+	return s.plan.ApplyImage(c)
 }
 
 // lookPath finds name in the command's PATH, as the caller, inside the root.

@@ -135,7 +135,7 @@ func FuzzFast(f *testing.F) {
 }
 
 func TestFastParseDefersToKong(t *testing.T) {
-	for _, l := range []string{"--help", "run", "--version", "policy check", "--map=/a /b run x", "-m /a -x run y", "run --bogus x", "-r", "--seccomp maybe run x"} {
+	for _, l := range []string{"--help", "--version", "policy check", "--map=/a /b run x", "-m /a -x run y", "run --bogus x", "-r", "--seccomp maybe run x"} {
 		if _, _, ok := fastParse(strings.Fields(l)); ok {
 			t.Errorf("fast parser took %q", l)
 		}

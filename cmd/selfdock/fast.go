@@ -16,7 +16,7 @@ func fastParse(args []string) (c *cli, mode string, ok bool) {
 		a := args[i]
 		if a == "run" || a == "build" {
 			rest := append([]string(nil), args[i+1:]...)
-			if rest, ok = fastFlags(f, rest); !ok || len(rest) == 0 {
+			if rest, ok = fastFlags(f, rest); !ok {
 				return nil, "", false
 			}
 			if a == "run" {

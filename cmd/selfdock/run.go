@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"syscall"
 
@@ -24,9 +23,6 @@ func (b *buildCmd) Run(c *cli) error { return sandboxed(c, policy.Build, b.Cmd) 
 func sandboxed(c *cli, mode policy.Mode, argv []string) error {
 	if len(argv) > 0 && argv[0] == "--" {
 		argv = argv[1:]
-	}
-	if len(argv) == 0 {
-		return fmt.Errorf("missing command: selfdock %s [OPTIONS] [--] CMD [ARG...]", mode)
 	}
 	f := c.sandboxFlags
 	req := &policy.Request{
