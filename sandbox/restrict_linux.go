@@ -21,6 +21,7 @@ func (s *sandbox) restrictThread() error {
 	if err := caps.Apply(capability.BOUNDS); err != nil {
 		return fmt.Errorf("drop capability bounding set: %w", err)
 	}
+	Trace("bounding")
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("set no_new_privs: %w", err)
 	}

@@ -274,6 +274,7 @@ func (s *sandbox) start() (int, error) {
 	if err := s.restrictThread(); err != nil {
 		return 0, err
 	}
+	Trace("seccomp")
 	attr := &syscall.ProcAttr{
 		Dir:   s.dir,
 		Env:   s.plan.Env,
@@ -339,6 +340,7 @@ func (s *sandbox) release(pid int) error {
 	if err := s.verify(pid); err != nil {
 		return err
 	}
+	Trace("verified")
 	for _, r := range s.plan.Rlimits {
 		lim := unix.Rlimit{Cur: r.Cur, Max: r.Max}
 		// Safe: only lowers the stopped command's limits, as the policy says.
@@ -351,6 +353,7 @@ func (s *sandbox) release(pid int) error {
 	if err := unix.PtraceDetach(pid); err != nil {
 		return fmt.Errorf("ptrace detach: %w", err)
 	}
+	Trace("detached")
 	return nil
 }
 

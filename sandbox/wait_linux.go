@@ -28,9 +28,6 @@ var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, sys
 // passed on; SIGTERM and SIGHUP end the instance after a grace period.
 func (s *sandbox) wait(pid int) int {
 	fg := foreground()
-	if s.priv == Setuid {
-		dropMonitor(s.plan.User.Uid, s.plan.User.Gid, s.plan.User.Groups)
-	}
 	var killedFor atomic.Int32
 	kill := func(sig syscall.Signal) {
 		killedFor.CompareAndSwap(0, int32(sig))
@@ -65,6 +62,7 @@ func (s *sandbox) wait(pid int) int {
 			break
 		}
 	}
+	Trace("exited")
 	restoreForeground(fg)
 	switch {
 	case ws.Exited():
@@ -100,19 +98,6 @@ func disposition(pid int, sig syscall.Signal) string {
 		}
 	}
 	return "default"
-}
-
-// dropMonitor makes the whole process the caller for good once the command
-// runs: what is left (waiting, passing signals on) needs no privilege.
-func dropMonitor(uid, gid uint32, groups []uint32) {
-	g := make([]int, len(groups))
-	for i, v := range groups {
-		g[i] = int(v)
-	}
-	// Safe: all threads drop to the caller's own ids (libc syncs them).
-	syscall.Setgroups(g)
-	syscall.Setresgid(int(gid), int(gid), int(gid))
-	syscall.Setresuid(int(uid), int(uid), int(uid))
 }
 
 // foreground returns the terminal's foreground process group when selfdock

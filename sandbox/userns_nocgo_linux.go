@@ -1,0 +1,11 @@
+//go:build !cgo
+
+package sandbox
+
+import "errors"
+
+// userNamespace without cgo: no constructor ran, so the unprivileged mode is
+// not available in this build.
+func userNamespace() (bool, error) {
+	return false, errors.New("this selfdock was built without cgo, which the unprivileged mode needs")
+}
