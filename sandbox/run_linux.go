@@ -127,6 +127,7 @@ func actAs(id identity) error {
 type sandbox struct {
 	plan  *policy.Plan
 	priv  Privilege
+	enter bool // joining an instance: its /proc is there already
 	t     *tree
 	pidfd int
 	argv0 string
@@ -175,14 +176,9 @@ func (s *sandbox) resolve() error {
 	if err := s.image(); err != nil {
 		return err
 	}
-	if len(s.plan.Argv) == 0 {
-		return fmt.Errorf("missing command: give one, or use a --rootfs made by selfdock import whose image has a default command")
-	}
-	argv0, err := lookPath(s.plan.Argv[0], s.plan.Env)
-	if err != nil {
+	if err := s.resolveCommand(); err != nil {
 		return err
 	}
-	s.argv0 = argv0
 	s.dir = s.plan.Dir
 	if fd, err := openIn(unix.AT_FDCWD, s.dir); err == nil {
 		unix.Close(fd)
@@ -191,6 +187,19 @@ func (s *sandbox) resolve() error {
 	} else {
 		return errorf("working directory", s.dir, err)
 	}
+	return nil
+}
+
+// resolveCommand finds the command in the new root.
+func (s *sandbox) resolveCommand() error {
+	if len(s.plan.Argv) == 0 {
+		return fmt.Errorf("missing command: give one, or use a --rootfs made by selfdock import whose image has a default command")
+	}
+	argv0, err := lookPath(s.plan.Argv[0], s.plan.Env)
+	if err != nil {
+		return err
+	}
+	s.argv0 = argv0
 	return nil
 }
 
@@ -285,6 +294,13 @@ func (s *sandbox) start() (int, error) {
 			PidFD:     &s.pidfd,
 		},
 	}
+	if s.enter {
+		// Go's child kills itself when getppid() changed, which it always
+		// has across a PID namespace: for PID 1 of a new namespace that
+		// SIGKILL from inside is ignored; a process entering an instance
+		// would die. It lives as long as the instance, like docker exec's.
+		attr.Sys.Pdeathsig = 0
+	}
 	if s.priv != Unprivileged {
 		g := make([]uint32, len(s.plan.User.Groups))
 		copy(g, s.plan.User.Groups)
@@ -333,8 +349,10 @@ func (s *sandbox) release(pid int) error {
 	if !ws.Stopped() {
 		return fmt.Errorf("the command did not stop after execve (status %#x)", uint32(ws))
 	}
-	if err := s.t.mountProc(pid); err != nil {
-		return err
+	if !s.enter {
+		if err := s.t.mountProc(pid); err != nil {
+			return err
+		}
 	}
 	Trace("proc")
 	if err := s.verify(pid); err != nil {

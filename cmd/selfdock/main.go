@@ -22,6 +22,8 @@ type cli struct {
 
 	Run    runCmd    `cmd:"" help:"Run CMD as yourself on a read-only view of the root file system."`
 	Build  buildCmd  `cmd:"" help:"Like run, with the root writable where you could write it anyway."`
+	Enter  enterCmd  `cmd:"" help:"Run a command inside one of your running instances."`
+	Ps     psCmd     `cmd:"" help:"List your running instances."`
 	Policy policyCmd `cmd:"" help:"Administer the policy file."`
 }
 
@@ -79,7 +81,7 @@ func run(args []string) int {
 // first instruction.
 func gate(command string) error {
 	switch strings.Fields(command + " x")[0] {
-	case "run", "build":
+	case "run", "build", "enter":
 		return nil
 	}
 	if command == "policy check" {

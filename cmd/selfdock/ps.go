@@ -1,0 +1,38 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/selfdock/selfdock/sandbox"
+)
+
+type psCmd struct{}
+
+// Run lists the caller's running instances, found in /proc.
+func (psCmd) Run() error {
+	list, err := sandbox.Instances(os.Getuid())
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(w, "PID\tAGE\tROOTFS\tCOMMAND")
+	for _, in := range list {
+		rootfs := "/"
+		if c, _, ok := fastParse(tail(in.Selfdock)); ok && c.Rootfs != "" {
+			rootfs = c.Rootfs
+		}
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\n", in.PID, in.Age.Round(time.Second), rootfs, strings.Join(in.Args, " "))
+	}
+	return w.Flush()
+}
+
+func tail(args []string) []string {
+	if len(args) == 0 {
+		return nil
+	}
+	return args[1:]
+}
