@@ -414,3 +414,18 @@ func (s *sandbox) verify(pid int) error {
 	}
 	return nil
 }
+
+// Why says in words how the process runs and why, for --version.
+func Why() string {
+	switch Detect() {
+	case Setuid:
+		return "setuid mode: effective uid 0 from the setuid bit, sandbox set up with privilege and dropped"
+	case Root:
+		return "root mode: started by root; the command runs as root without capabilities"
+	}
+	why := "the binary is not setuid root or is on a nosuid file system"
+	if v, _ := unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); v == 1 {
+		why = "no_new_privs is set (as inside another sandbox), so the setuid bit gives nothing"
+	}
+	return "user namespace mode: " + why
+}

@@ -50,7 +50,7 @@ func run(args []string) int {
 		kong.Name("selfdock"),
 		kong.Description("A setuid sandbox: run commands as yourself in a read-only, private view of a root file system."),
 		kong.UsageOnError(),
-		kong.Vars{"version": fmt.Sprintf("selfdock %s (%s mode)", version, sandbox.Detect())},
+		kong.Vars{"version": fmt.Sprintf("selfdock %s\n%s", version, sandbox.Why())},
 		kong.Exit(func(code int) { exit = code; panic(exitPanic{}) }),
 	)
 	if err != nil {
