@@ -86,6 +86,8 @@ test: build-deps
 # The fuzz targets run for a short, bounded time after the tests.
 check: deps fmt-check vet staticcheck build
 	SELFDOCK_MUST_WORK=1 $(GO) test -count=1 -timeout 20m ./...
+	@echo "end-to-end suite again on the fallback start-up path (kernels without procfs pidns):"
+	SELFDOCK_MUST_WORK=1 SELFDOCK_TEST_TAGS=sdfallback $(GO) test -count=1 -timeout 20m ./tests/
 	$(MAKE) --no-print-directory fuzz FUZZTIME=10s
 
 # gofmt -l lists files whose formatting differs; any listed file fails the check.

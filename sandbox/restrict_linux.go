@@ -8,34 +8,41 @@ import (
 )
 
 // restrictThread sets on the locked thread what the forked command inherits
-// and can never undo: an empty capability bounding set, no_new_privs and the
-// seccomp filter. The thread keeps its effective capabilities for the /proc
-// mount after the fork; the command loses them when it becomes the caller.
-func (s *sandbox) restrictThread() error {
+// and can never undo: an empty capability bounding set, no_new_privs and,
+// unless the child loads it itself (inChild), the seccomp filter. The thread
+// keeps its effective capabilities for the /proc mount after the fork; the
+// command loses them when it becomes the caller. It returns the program for
+// the child to load, if any.
+func (s *sandbox) restrictThread(inChild bool) ([]unix.SockFilter, error) {
 	caps, err := capability.NewPid2(0)
 	if err != nil {
-		return fmt.Errorf("capabilities: %w", err)
+		return nil, fmt.Errorf("capabilities: %w", err)
 	}
 	caps.Clear(capability.BOUNDS)
 	// Safe: only ever removes capabilities, from this thread's bounding set.
 	if err := caps.Apply(capability.BOUNDS); err != nil {
-		return fmt.Errorf("drop capability bounding set: %w", err)
+		return nil, fmt.Errorf("drop capability bounding set: %w", err)
 	}
 	Trace("bounding")
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return fmt.Errorf("set no_new_privs: %w", err)
+		return nil, fmt.Errorf("set no_new_privs: %w", err)
 	}
 	if !s.plan.Seccomp {
-		return nil
+		return nil, nil
 	}
-	prog, err := seccompProgram(SeccompOptions{AllowNesting: s.plan.AllowNesting, ParentMounts: true})
+	// In the child the whole filter applies; on this thread, which still
+	// mounts /proc after the fork, the mount family stays allowed.
+	prog, err := seccompProgram(SeccompOptions{AllowNesting: s.plan.AllowNesting, ParentMounts: !inChild})
 	if err != nil {
-		return fmt.Errorf("seccomp: %w", err)
+		return nil, fmt.Errorf("seccomp: %w", err)
+	}
+	if inChild {
+		return prog, nil
 	}
 	// Safe: a filter only takes rights away; loaded on this thread alone so
 	// the runtime's other threads are unaffected.
 	if err := loadSeccompThread(prog); err != nil {
-		return fmt.Errorf("seccomp: %w", err)
+		return nil, fmt.Errorf("seccomp: %w", err)
 	}
-	return nil
+	return nil, nil
 }

@@ -125,13 +125,14 @@ func actAs(id identity) error {
 }
 
 type sandbox struct {
-	plan  *policy.Plan
-	priv  Privilege
-	enter bool // joining an instance: its /proc is there already
-	t     *tree
-	pidfd int
-	argv0 string
-	dir   string
+	plan     *policy.Plan
+	priv     Privilege
+	enter    bool // joining an instance: its /proc is there already
+	fallback bool // no procfs pidns option: a C child mounts /proc
+	t        *tree
+	pidfd    int
+	argv0    string
+	dir      string
 }
 
 // setup makes the namespaces and the mount tree and enters it.
@@ -147,6 +148,7 @@ func (s *sandbox) setup() error {
 		flags |= unix.CLONE_NEWNET
 	}
 	// Safe: new namespaces for this thread only; nothing of the host changes.
+	s.fallback = !pidnsProc()
 	if err := unix.Unshare(flags); err != nil {
 		return fmt.Errorf("unshare namespaces: %w", err)
 	}
@@ -280,7 +282,10 @@ func loopbackUp() error {
 // start drops what the command must not have, forks it stopped right after
 // its execve, mounts its /proc, checks its credentials and releases it.
 func (s *sandbox) start() (int, error) {
-	if err := s.restrictThread(); err != nil {
+	if s.fallback {
+		return s.startC()
+	}
+	if _, err := s.restrictThread(false); err != nil {
 		return 0, err
 	}
 	Trace("seccomp")

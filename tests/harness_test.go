@@ -203,7 +203,13 @@ func buildSelfdock(out string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, goTool(), "build", "-trimpath", "-tags", "osusergo,netgo",
+	// SELFDOCK_TEST_TAGS adds build tags, e.g. sdfallback to run the suite
+	// on the start-up path of kernels without procfs's pidns option.
+	tags := "osusergo,netgo"
+	if extra := os.Getenv("SELFDOCK_TEST_TAGS"); extra != "" {
+		tags += "," + extra
+	}
+	cmd := exec.CommandContext(ctx, goTool(), "build", "-trimpath", "-tags", tags,
 		"-ldflags", "-s -w -linkmode external -extldflags -static", "-o", out, "./cmd/selfdock")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")

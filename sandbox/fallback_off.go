@@ -1,0 +1,5 @@
+//go:build !sdfallback
+
+package sandbox
+
+const forceFallback = false

@@ -1,0 +1,44 @@
+package sandbox
+
+import (
+	"golang.org/x/sys/unix"
+)
+
+// pidnsProc probes once whether procfs takes the pidns option (Linux 6.13
+// and later; not Debian 12's 6.1). With it, the parent mounts the command's
+// /proc while the command is stopped by ptrace after its execve; without
+// it, a small C child mounts /proc from inside the new PID namespace.
+func pidnsProc() bool {
+	if forceFallback {
+		return false
+	}
+	ns, err := unix.Open("/proc/thread-self/ns/pid", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(ns)
+	fs, err := unix.Fsopen("proc", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fs)
+	return unix.FsconfigSetFd(fs, "pidns", ns) == nil
+}
+
+// startC is start for the fallback path: the C child mounts /proc from
+// inside the PID namespace, becomes the caller, checks that root cannot be
+// regained and loads the whole seccomp filter right before execve.
+func (s *sandbox) startC() (int, error) {
+	prog, err := s.restrictThread(true)
+	if err != nil {
+		return 0, err
+	}
+	procfd := -1
+	if !s.enter {
+		if procfd, err = openIn(s.t.root, "/proc"); err != nil {
+			return 0, errorf("mount destination", "/proc", err)
+		}
+		defer unix.Close(procfd)
+	}
+	return s.spawnC(procfd, prog)
+}
