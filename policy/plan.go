@@ -67,6 +67,8 @@ type Plan struct {
 	// ShareNet keeps the host's network namespace; otherwise a private one
 	// with only the loopback interface.
 	ShareNet bool
+	// Hostname is set in the private UTS namespace when not empty.
+	Hostname string
 	// Seccomp enables the default filter; AllowNesting lets the command
 	// create user namespaces and mount inside them.
 	Seccomp      bool
@@ -123,6 +125,9 @@ func (p *Plan) String() string {
 	}
 	if !p.ShareNet {
 		b.WriteString("unshare --net  # loopback only\n")
+	}
+	if p.Hostname != "" {
+		fmt.Fprintf(&b, "hostname %s\n", shellQuote(p.Hostname))
 	}
 	fmt.Fprintf(&b, "cd %s\n", shellQuote(p.Dir))
 	fmt.Fprintf(&b, "exec setpriv --reuid=%d --regid=%d --groups=%s --no-new-privs --bounding-set=-all", p.User.Uid, p.User.Gid, groupList(p.User.Groups))

@@ -11,17 +11,19 @@ import (
 // Request is what the caller asked for, as the CLI parsed it. Paths are not
 // validated yet.
 type Request struct {
-	Mode    Mode
-	Rootfs  string
-	Dir     string // -C; "" means the caller's cwd, falling back to "/"
-	Maps    [][2]string
-	Vols    [][2]string
-	Tmpfs   [][2]string // OPTS, DST
-	SetEnv  [][2]string
-	Unset   []string
-	Net     bool
-	Seccomp bool // false only when --seccomp=off was asked
-	Argv    []string
+	Mode   Mode
+	Rootfs string
+	Dir    string // -C; "" means the caller's cwd, falling back to "/"
+	Maps   [][2]string
+	Vols   [][2]string
+	Tmpfs  [][2]string // OPTS, DST
+	SetEnv [][2]string
+	Unset  []string
+	Net    bool
+	// Hostname, if set, names the private UTS namespace.
+	Hostname string
+	Seccomp  bool // false only when --seccomp=off was asked
+	Argv     []string
 
 	// Recorded by the privilege gate at start.
 	Caller  Identity
@@ -43,6 +45,9 @@ func (p *Policy) Plan(r *Request) (*Plan, error) {
 		AllowNesting: p.AllowNesting, Env: env, Argv: r.Argv, User: r.Caller,
 		DenyMap: p.DenyMap, DenyRootfs: p.DenyRootfs, RootfsDirs: p.RootfsDirs, Rlimits: p.Rlimits,
 		callerEnv: r.Environ, setEnv: r.SetEnv, unset: r.Unset,
+	}
+	if pl.Hostname = r.Hostname; len(pl.Hostname) > 64 || strings.ContainsAny(pl.Hostname, "\x00/ ") {
+		return nil, fmt.Errorf("hostname %q: at most 64 characters, no spaces or slashes", r.Hostname)
 	}
 	if pl.Rootfs == "" {
 		pl.Rootfs = "/"

@@ -158,6 +158,12 @@ func (s *sandbox) setup() error {
 			return err
 		}
 	}
+	if s.plan.Hostname != "" {
+		// Safe: the sandbox's own UTS namespace, unshared above.
+		if err := unix.Sethostname([]byte(s.plan.Hostname)); err != nil {
+			return fmt.Errorf("hostname %q: %w", s.plan.Hostname, err)
+		}
+	}
 	if err := s.t.prepare(); err != nil {
 		return err
 	}

@@ -65,7 +65,7 @@ func fastFlag(f *sandboxFlags, args []string) (int, bool) {
 		return true
 	}
 	switch args[0] {
-	case "-r", "--rootfs", "-C", "--chdir", "-E", "--unset", "--seccomp":
+	case "-r", "--rootfs", "-C", "--chdir", "-E", "--unset", "--seccomp", "--hostname":
 		if !val(1) {
 			return 0, false
 		}
@@ -76,6 +76,8 @@ func fastFlag(f *sandboxFlags, args []string) (int, bool) {
 			f.Chdir = args[1]
 		case "-E", "--unset":
 			f.Unset = append(f.Unset, args[1])
+		case "--hostname":
+			f.Hostname = args[1]
 		default:
 			if args[1] != "on" && args[1] != "off" {
 				return 0, false
