@@ -20,11 +20,13 @@ type cli struct {
 	sandboxFlags
 	Version kong.VersionFlag `help:"Print the version and the privilege mode, then exit."`
 
-	Run    runCmd    `cmd:"" help:"Run CMD as yourself on a read-only view of the root file system."`
-	Build  buildCmd  `cmd:"" help:"Like run, with the root writable where you could write it anyway."`
-	Enter  enterCmd  `cmd:"" help:"Run a command inside one of your running instances."`
-	Ps     psCmd     `cmd:"" help:"List your running instances."`
-	Policy policyCmd `cmd:"" help:"Administer the policy file."`
+	Run        runCmd        `cmd:"" help:"Run CMD as yourself on a read-only view of the root file system."`
+	Build      buildCmd      `cmd:"" help:"Like run, with the root writable where you could write it anyway."`
+	Enter      enterCmd      `cmd:"" help:"Run a command inside one of your running instances."`
+	Ps         psCmd         `cmd:"" help:"List your running instances."`
+	Policy     policyCmd     `cmd:"" help:"Administer the policy file."`
+	Completion completionCmd `cmd:"" help:"Print a shell completion script (bash, zsh, fish)."`
+	Man        manCmd        `cmd:"" help:"Print the man page selfdock(1) in roff."`
 }
 
 func main() {
