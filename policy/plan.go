@@ -67,6 +67,11 @@ type Plan struct {
 	// ShareNet keeps the host's network namespace; otherwise a private one
 	// with only the loopback interface.
 	ShareNet bool
+	// Overlay makes the root and each directory --map writable, with the
+	// writes in a tmpfs of OverlaySize bytes (0: the kernel's default)
+	// that vanishes with the instance.
+	Overlay     bool
+	OverlaySize uint64
 	// Hostname is set in the private UTS namespace when not empty.
 	Hostname string
 	// Seccomp enables the default filter; AllowNesting lets the command

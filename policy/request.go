@@ -11,15 +11,17 @@ import (
 // Request is what the caller asked for, as the CLI parsed it. Paths are not
 // validated yet.
 type Request struct {
-	Mode   Mode
-	Rootfs string
-	Dir    string // -C; "" means the caller's cwd, falling back to "/"
-	Maps   [][2]string
-	Vols   [][2]string
-	Tmpfs  [][2]string // OPTS, DST
-	SetEnv [][2]string
-	Unset  []string
-	Net    bool
+	Mode        Mode
+	Rootfs      string
+	Dir         string // -C; "" means the caller's cwd, falling back to "/"
+	Maps        [][2]string
+	Vols        [][2]string
+	Tmpfs       [][2]string // OPTS, DST
+	SetEnv      [][2]string
+	Unset       []string
+	Net         bool
+	Overlay     bool
+	OverlaySize string // size=N[kmg] of the overlay's tmpfs, "" for the default
 	// Hostname, if set, names the private UTS namespace.
 	Hostname string
 	Seccomp  bool // false only when --seccomp=off was asked
@@ -48,6 +50,14 @@ func (p *Policy) Plan(r *Request) (*Plan, error) {
 	}
 	if pl.Hostname = r.Hostname; len(pl.Hostname) > 64 || strings.ContainsAny(pl.Hostname, "\x00/ ") {
 		return nil, fmt.Errorf("hostname %q: at most 64 characters, no spaces or slashes", r.Hostname)
+	}
+	if pl.Overlay = r.Overlay; r.OverlaySize != "" {
+		if !r.Overlay {
+			return nil, fmt.Errorf("--overlay-size needs --overlay")
+		}
+		if pl.OverlaySize, err = parseSize(r.OverlaySize); err != nil {
+			return nil, fmt.Errorf("--overlay-size %q: %w", r.OverlaySize, err)
+		}
 	}
 	if pl.Rootfs == "" {
 		pl.Rootfs = "/"

@@ -23,6 +23,7 @@ var devLinks = [][2]string{
 type source struct {
 	m  policy.Mount
 	fd int // detached clone, or -1 for mounts made from scratch
+	n  int // its index, naming its overlay's upper layer
 }
 
 // tree builds the sandbox's mount tree on the locked thread.
@@ -36,6 +37,10 @@ type tree struct {
 	procDir  int             // the host's /proc, to find the command's PID namespace later
 	userns   bool            // running unprivileged in a user namespace
 	procCopy int             // user namespace only: the current /proc, kept visible under the new one
+	upper    int             // --overlay: the tmpfs holding the upper layers
+	overlays map[uint64]bool // --overlay: the overlay mounts, where destinations may be created
+	// restoreFsuid: dest() created a destination in an overlay as root.
+	restoreFsuid bool
 }
 
 // setattr applies mount attributes to every mount of a detached tree.
@@ -185,7 +190,26 @@ func (t *tree) attach() error {
 	if err := unix.MoveMount(t.root, "", unix.AT_FDCWD, "/", unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
 		return errorf("attach rootfs", t.plan.Rootfs, err)
 	}
-	for _, s := range t.sources {
+	if t.plan.Overlay {
+		// Enter the root first, so that the overlay is stacked on the
+		// namespace's root alone: the second pivot (setup's) then
+		// detaches exactly the tree below it.
+		subs, err := submounts(t.root)
+		if err != nil {
+			return errorf("overlay", t.plan.Rootfs, err)
+		}
+		if err := t.pivot(); err != nil {
+			return err
+		}
+		if err := t.overlayUpper(); err != nil {
+			return err
+		}
+		if err := t.overlayRoot(subs); err != nil {
+			return err
+		}
+	}
+	for i, s := range t.sources {
+		s.n = i
 		if err := t.mount(s); err != nil {
 			return err
 		}
@@ -232,6 +256,13 @@ func (t *tree) mount(s source) error {
 	// caller's access, and fd is a nosuid,nodev mount we made or cloned.
 	if err := unix.MoveMount(fd, "", dst, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
 		return errorf("mount on", s.m.Dest, err)
+	}
+	if s.m.Kind == policy.BindRO && t.plan.Overlay && dir {
+		m, err := t.layer(fd, fd, "map"+strconv.Itoa(s.n))
+		if err != nil {
+			return errorf("overlay", s.m.Source, err)
+		}
+		unix.Close(m)
 	}
 	switch s.m.Kind {
 	case policy.Tmpfs:
@@ -309,6 +340,10 @@ func (t *tree) dest(dest string, dir bool) (int, error) {
 		unix.Close(parent)
 		parent = next
 	}
+	if t.restoreFsuid {
+		unix.SetfsuidRetUid(int(t.id.uid))
+		t.restoreFsuid = false
+	}
 	fd, parent = parent, -1
 	return fd, nil
 }
@@ -326,7 +361,14 @@ func (t *tree) deepest(dest string) (int, []string, error) {
 		if err != nil {
 			return -1, nil, errorf("mount destination", dest, err)
 		}
-		if id, err := mountID(fd); err != nil || !t.ours[id] {
+		id, err := mountID(fd)
+		if err == nil && t.overlays[id] && !t.userns {
+			// The overlay's upper layer is ours and discarded: the
+			// destination is created there as root, like a mount point.
+			unix.SetfsuidRetUid(0)
+			t.restoreFsuid = true
+		}
+		if err != nil || !(t.ours[id] || t.overlays[id]) {
 			unix.Close(fd)
 			return -1, nil, fmt.Errorf("mount destination %q does not exist in the root (it is created only inside a tmpfs of the sandbox)", dest)
 		}

@@ -82,7 +82,7 @@ func Run(p *policy.Plan) (int, error) {
 		return 0, &Error{CodeFailed, err}
 	}
 	Trace("plan")
-	s := &sandbox{plan: p, priv: priv, t: &tree{plan: p, id: id, ours: map[uint64]bool{}, procDir: -1, procCopy: -1, userns: priv == Unprivileged}}
+	s := &sandbox{plan: p, priv: priv, t: &tree{plan: p, id: id, ours: map[uint64]bool{}, procDir: -1, procCopy: -1, upper: -1, overlays: map[uint64]bool{}, userns: priv == Unprivileged}}
 	if err := s.setup(); err != nil {
 		return 0, asError(err)
 	}

@@ -87,6 +87,8 @@ static int sd_child_main(void *arg) {
 		sd_fail(c, SD_CHDIR);
 	if (c->filter && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, c->filter) < 0)
 		sd_fail(c, SD_FILTER);
+	// Nothing but stdio reaches the command (the fd table is the child's own).
+	syscall(SYS_close_range, 3, ~0U, 4); // CLOSE_RANGE_CLOEXEC
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &c->mask, NULL, 8);
 	syscall(SYS_execve, c->path, c->argv, c->envp);
 	sd_fail(c, SD_EXEC);

@@ -33,7 +33,7 @@ static int write_file(const char *path, const char *data) {
 // privilege, because this code runs only without privilege.
 static int wants_sandbox(int argc, char **argv) {
 	static const char *two[] = {"-m", "--map", "-v", "--vol", "-t", "--tmpfs", "-e", "--env", 0};
-	static const char *one[] = {"-r", "--rootfs", "-C", "--chdir", "-E", "--unset", "--image", "--bundle", "--name", "--hostname", "--seccomp", 0};
+	static const char *one[] = {"-r", "--rootfs", "-C", "--chdir", "-E", "--unset", "--image", "--bundle", "--name", "--hostname", "--seccomp", "--overlay-size", 0};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		int skip = 0;

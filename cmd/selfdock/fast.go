@@ -65,7 +65,7 @@ func fastFlag(f *sandboxFlags, args []string) (int, bool) {
 		return true
 	}
 	switch args[0] {
-	case "-r", "--rootfs", "-C", "--chdir", "-E", "--unset", "--seccomp", "--hostname":
+	case "-r", "--rootfs", "-C", "--chdir", "-E", "--unset", "--seccomp", "--hostname", "--overlay-size":
 		if !val(1) {
 			return 0, false
 		}
@@ -78,6 +78,8 @@ func fastFlag(f *sandboxFlags, args []string) (int, bool) {
 			f.Unset = append(f.Unset, args[1])
 		case "--hostname":
 			f.Hostname = args[1]
+		case "--overlay-size":
+			f.OverlaySize = args[1]
 		default:
 			if args[1] != "on" && args[1] != "off" {
 				return 0, false
@@ -103,6 +105,9 @@ func fastFlag(f *sandboxFlags, args []string) (int, bool) {
 		return 3, true
 	case "--net":
 		f.Net = true
+		return 1, true
+	case "--overlay":
+		f.Overlay = true
 		return 1, true
 	case "--seccomp=on", "--seccomp=off":
 		f.Seccomp = strings.TrimPrefix(args[0], "--seccomp=")

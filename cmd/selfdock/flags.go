@@ -6,16 +6,18 @@ import (
 
 // sandboxFlags are the options of run and build, selfdock (C) compatible.
 type sandboxFlags struct {
-	Rootfs   string   `short:"r" placeholder:"DIR" help:"Root file system (default /), seen read-only."`
-	Chdir    string   `short:"C" placeholder:"DIR" help:"Working directory inside (default: the current one if it exists inside, else /)."`
-	Map      pairs    `short:"m" placeholder:"SRC DST" help:"Bind SRC read-only at DST (recursive). Repeatable; two separate arguments."`
-	Vol      pairs    `short:"v" placeholder:"SRC DST" help:"Bind SRC read-write at DST (only where you may write SRC). Repeatable."`
-	Tmpfs    pairs    `short:"t" placeholder:"OPTS DST" help:"Mount a fresh tmpfs at DST; OPTS: size=N[kmg],mode=OCTAL or defaults. Repeatable."`
-	Env      pairs    `short:"e" placeholder:"NAME VALUE" help:"Set NAME to VALUE in the command's environment. Repeatable."`
-	Unset    []string `short:"E" name:"unset" placeholder:"NAME" help:"Remove NAME from the command's environment. Repeatable."`
-	Net      bool     `help:"Share the host's network (default: a private network with loopback only)."`
-	Hostname string   `placeholder:"NAME" help:"Host name inside (default: the host's)."`
-	Seccomp  string   `default:"on" enum:"on,off" help:"The seccomp filter: on (default) or off, if the policy allows it."`
+	Rootfs      string   `short:"r" placeholder:"DIR" help:"Root file system (default /), seen read-only."`
+	Chdir       string   `short:"C" placeholder:"DIR" help:"Working directory inside (default: the current one if it exists inside, else /)."`
+	Map         pairs    `short:"m" placeholder:"SRC DST" help:"Bind SRC read-only at DST (recursive). Repeatable; two separate arguments."`
+	Vol         pairs    `short:"v" placeholder:"SRC DST" help:"Bind SRC read-write at DST (only where you may write SRC). Repeatable."`
+	Tmpfs       pairs    `short:"t" placeholder:"OPTS DST" help:"Mount a fresh tmpfs at DST; OPTS: size=N[kmg],mode=OCTAL or defaults. Repeatable."`
+	Env         pairs    `short:"e" placeholder:"NAME VALUE" help:"Set NAME to VALUE in the command's environment. Repeatable."`
+	Unset       []string `short:"E" name:"unset" placeholder:"NAME" help:"Remove NAME from the command's environment. Repeatable."`
+	Net         bool     `help:"Share the host's network (default: a private network with loopback only)."`
+	Hostname    string   `placeholder:"NAME" help:"Host name inside (default: the host's)."`
+	Overlay     bool     `help:"Make the root and each --map directory writable; the writes go to a tmpfs that vanishes with the sandbox."`
+	OverlaySize string   `placeholder:"SIZE" help:"Size of --overlay's tmpfs, like 512m (default: half the RAM)."`
+	Seccomp     string   `default:"on" enum:"on,off" help:"The seccomp filter: on (default) or off, if the policy allows it."`
 }
 
 // pairs is a repeatable option that takes two separate arguments, as

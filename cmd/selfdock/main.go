@@ -1,4 +1,11 @@
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
+
 package main
+
+// The go:debug lines above: the runtime would otherwise open cgroup files at
+// start to size GOMAXPROCS and keep re-reading them: needless work on the
+// hot path, and descriptors nobody asked for.
 
 import (
 	"errors"

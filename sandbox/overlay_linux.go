@@ -1,0 +1,233 @@
+package sandbox
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// With --overlay the root (and each --map) appears writable: an overlayfs
+// over it whose upper layer is a tmpfs that vanishes with the instance.
+// overlayfs does not cross mount points, so the root's submounts are bound
+// again, read-only, on top of the overlay.
+
+// overlayUpper makes the detached tmpfs that holds every upper layer.
+func (t *tree) overlayUpper() error {
+	uid, gid := t.owner()
+	fd, err := t.tmpfs(t.plan.OverlaySize, 0o755, uid, gid)
+	if err != nil {
+		return errorf("overlay tmpfs", "--overlay-size", err)
+	}
+	t.upper = fd
+	return nil
+}
+
+// layer stacks a writable overlay over the attached mount lower, at dst
+// (the same place), with its upper layer in the directory name of the
+// upper tmpfs. It returns the overlay's mount.
+func (t *tree) layer(lower, dst int, name string) (int, error) {
+	up, work, err := t.upperDirs(lower, name)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(up)
+	defer unix.Close(work)
+	fs, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("overlay: %w", err)
+	}
+	defer unix.Close(fs)
+	if err := overlayLayer(fs, "lowerdir+", "lowerdir", lower); err != nil {
+		return -1, err
+	}
+	if err := overlayLayer(fs, "upperdir", "upperdir", up); err != nil {
+		return -1, err
+	}
+	if err := overlayLayer(fs, "workdir", "workdir", work); err != nil {
+		return -1, err
+	}
+	if t.userns {
+		// trusted.* xattrs need CAP_SYS_ADMIN in the initial namespace.
+		if err := unix.FsconfigSetFlag(fs, "userxattr"); err != nil {
+			return -1, fmt.Errorf("overlay userxattr: %w", err)
+		}
+	}
+	if err := t.createOverlay(fs); err != nil {
+		if t.userns {
+			return -1, fmt.Errorf("overlay: %w (in user namespace mode the kernel refuses a lower layer with submounts, such as the host's /: use a --rootfs directory)", err)
+		}
+		return -1, fmt.Errorf("overlay: %w", err)
+	}
+	m, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV)
+	if err != nil {
+		return -1, fmt.Errorf("overlay: %w", err)
+	}
+	// Safe: a nosuid,nodev overlay whose writes go to our own tmpfs, over
+	// a mount the sandbox already shows, at the same place.
+	if err := unix.MoveMount(m, "", dst, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		unix.Close(m)
+		return -1, fmt.Errorf("overlay: %w", err)
+	}
+	if id, err := mountID(m); err == nil {
+		t.overlays[id] = true
+	}
+	return m, nil
+}
+
+// createOverlay creates the overlay's superblock. overlayfs keeps its
+// creator's credentials for the work it does in the upper layer (copy-up,
+// whiteouts), so the creator is root with its file capabilities, not the
+// caller's fsuid: the caller's own access to the merged files is still
+// checked first, and the upper layer is our tmpfs, discarded at the end.
+func (t *tree) createOverlay(fs int) error {
+	if !t.userns {
+		prev, _ := unix.SetfsuidRetUid(0)
+		defer unix.SetfsuidRetUid(prev)
+	}
+	return unix.FsconfigCreate(fs)
+}
+
+// overlayLayer passes a layer by descriptor (Linux 6.13+), or else by its
+// /proc/thread-self/fd path, which older kernels resolve.
+func overlayLayer(fs int, key, oldKey string, fd int) error {
+	if err := unix.FsconfigSetFd(fs, key, fd); err == nil {
+		return nil
+	}
+	if err := unix.FsconfigSetString(fs, oldKey, "/proc/thread-self/fd/"+strconv.Itoa(fd)); err != nil {
+		return fmt.Errorf("overlay %s: %w", oldKey, err)
+	}
+	return nil
+}
+
+// upperDirs makes name/u and name/w in the upper tmpfs; u takes the owner
+// and mode of lower's root, which the overlay's root shows.
+func (t *tree) upperDirs(lower int, name string) (int, int, error) {
+	if !t.userns {
+		// Our own fresh tmpfs, root-owned: create its directories as root.
+		prev, _ := unix.SetfsuidRetUid(0)
+		defer unix.SetfsuidRetUid(prev)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(lower, &st); err != nil {
+		return -1, -1, fmt.Errorf("overlay: %w", err)
+	}
+	for _, d := range []string{name, name + "/u", name + "/w"} {
+		if err := unix.Mkdirat(t.upper, d, 0o755); err != nil {
+			return -1, -1, fmt.Errorf("overlay: mkdir %s: %w", d, err)
+		}
+	}
+	if !t.userns {
+		unix.Fchownat(t.upper, name+"/u", int(st.Uid), int(st.Gid), 0)
+		unix.Fchmodat(t.upper, name+"/u", st.Mode&0o7777, 0)
+	}
+	up, err := unix.Openat(t.upper, name+"/u", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, -1, fmt.Errorf("overlay: %w", err)
+	}
+	work, err := unix.Openat(t.upper, name+"/w", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		unix.Close(up)
+		return -1, -1, fmt.Errorf("overlay: %w", err)
+	}
+	return up, work, nil
+}
+
+// overlayRoot puts the overlay over the attached root and binds the root's
+// submounts (subs, their mount points) again, read-only, on top of it.
+func (t *tree) overlayRoot(subs []string) error {
+	ov, err := t.layer(t.root, t.root, "root")
+	if err != nil {
+		return errorf("overlay", t.plan.Rootfs, err)
+	}
+	below := t.root
+	t.root = ov
+	defer unix.Close(below)
+	for _, mp := range subs {
+		if err := t.rebind(below, mp); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rebind binds the submount at mp of the tree below onto the same path in
+// the overlay, read-only.
+func (t *tree) rebind(below int, mp string) error {
+	src, err := openIn(below, mp)
+	if err != nil {
+		return errorf("overlay submount", mp, err)
+	}
+	defer unix.Close(src)
+	// Safe: a copy of a mount the sandbox shows already, made read-only.
+	c, err := unix.OpenTree(src, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH)
+	if err != nil {
+		return errorf("overlay submount", mp, err)
+	}
+	defer unix.Close(c)
+	if err := setattr(c, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV); err != nil {
+		return errorf("overlay submount", mp, err)
+	}
+	dst, err := openIn(t.root, mp)
+	if err != nil {
+		return errorf("overlay submount", mp, err)
+	}
+	defer unix.Close(dst)
+	if err := unix.MoveMount(c, "", dst, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return errorf("overlay submount", mp, err)
+	}
+	return nil
+}
+
+// submounts lists, parents first, the mount points of the mounts below the
+// attached mount root (which sits on "/" of this thread's namespace).
+func submounts(root int) ([]string, error) {
+	id, err := mountID(root)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open("/proc/thread-self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	inTree := map[uint64]bool{id: true}
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		mid, _ := strconv.ParseUint(fields[0], 10, 64)
+		parent, _ := strconv.ParseUint(fields[1], 10, 64)
+		if inTree[parent] && mid != id {
+			inTree[mid] = true
+			out = append(out, unescapeMountinfo(fields[4]))
+		}
+	}
+	return out, sc.Err()
+}
+
+// unescapeMountinfo undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
