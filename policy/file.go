@@ -38,8 +38,24 @@ type file struct {
 }
 
 // Load reads the policy file at Path; without one, Default applies.
-func Load() (*Policy, error) {
-	b, err := readRootFile(Path)
+func Load() (*Policy, error) { return load(func(uid uint32) bool { return uid == 0 }) }
+
+// LoadUnprivileged is Load for a selfdock without privilege, in a user
+// namespace where root is not mapped and root's files show the overflow uid.
+// The policy is advice there: the caller could use any other unprivileged
+// sandbox instead.
+func LoadUnprivileged() (*Policy, error) {
+	overflow := uint32(65534)
+	if b, err := os.ReadFile("/proc/sys/kernel/overflowuid"); err == nil {
+		if v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32); err == nil {
+			overflow = uint32(v)
+		}
+	}
+	return load(func(uid uint32) bool { return uid == 0 || uid == overflow })
+}
+
+func load(rootOwned func(uint32) bool) (*Policy, error) {
+	b, err := readRootFile(Path, rootOwned)
 	if errors.Is(err, os.ErrNotExist) {
 		return Default(), nil
 	}
@@ -58,7 +74,7 @@ func Load() (*Policy, error) {
 // every directory above it must be owned by root and writable by nobody
 // else (a sticky directory such as /var/tmp is allowed above a root-owned
 // one, since others cannot replace what root owns there). No symlinks.
-func readRootFile(p string) ([]byte, error) {
+func readRootFile(p string, rootOwned func(uint32) bool) ([]byte, error) {
 	if !path.IsAbs(p) {
 		return nil, fmt.Errorf("policy %q: not an absolute path", p)
 	}
@@ -68,7 +84,7 @@ func readRootFile(p string) ([]byte, error) {
 			return nil, fmt.Errorf("policy %s: %w", p, err)
 		}
 		sticky := st.Mode&syscall.S_ISVTX != 0 && d != path.Dir(p)
-		if st.Mode&syscall.S_IFMT != syscall.S_IFDIR || st.Uid != 0 || (st.Mode&0o022 != 0 && !sticky) {
+		if st.Mode&syscall.S_IFMT != syscall.S_IFDIR || !rootOwned(st.Uid) || (st.Mode&0o022 != 0 && !sticky) {
 			return nil, fmt.Errorf("policy %s: refused: directory %s must be a root-owned directory writable only by root", p, d)
 		}
 		if d == "/" {
@@ -87,7 +103,7 @@ func readRootFile(p string) ([]byte, error) {
 	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
 		return nil, fmt.Errorf("policy %s: %w", p, err)
 	}
-	if st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Uid != 0 || st.Mode&0o022 != 0 {
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG || !rootOwned(st.Uid) || st.Mode&0o022 != 0 {
 		return nil, fmt.Errorf("policy %s: refused: it must be a regular file owned by root and writable only by root", p)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxFile+1))

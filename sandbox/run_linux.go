@@ -81,6 +81,7 @@ func Run(p *policy.Plan) (int, error) {
 	} else if err := actAs(id); err != nil {
 		return 0, &Error{CodeFailed, err}
 	}
+	p.Rlimits = mergeLimits(raisedLimits(), p.Rlimits)
 	Trace("plan")
 	s := &sandbox{plan: p, priv: priv, t: &tree{plan: p, id: id, ours: map[uint64]bool{}, procDir: -1, procCopy: -1, upper: -1, overlays: map[uint64]bool{}, userns: priv == Unprivileged}}
 	if err := s.setup(); err != nil {
@@ -188,14 +189,27 @@ func (s *sandbox) resolve() error {
 		return err
 	}
 	s.dir = s.plan.Dir
-	if fd, err := openIn(unix.AT_FDCWD, s.dir); err == nil {
-		unix.Close(fd)
+	if err := searchable(s.dir); err == nil {
 	} else if s.plan.DirFallback {
 		s.dir = "/"
 	} else {
 		return errorf("working directory", s.dir, err)
 	}
 	return nil
+}
+
+// searchable checks, as the caller and inside the new root, that dir is a
+// directory the caller may enter, as the command's chdir will need.
+func searchable(dir string) error {
+	fd, err := unix.Openat2(unix.AT_FDCWD, dir, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Faccessat2(fd, "", unix.X_OK, unix.AT_EMPTY_PATH|unix.AT_EACCESS)
 }
 
 // resolveCommand finds the command in the new root.
@@ -439,4 +453,23 @@ func Why() string {
 		why = "no_new_privs is set (as inside another sandbox), so the setuid bit gives nothing"
 	}
 	return "user namespace mode: " + why
+}
+
+// mergeLimits gives the command the caller's own limits back (those the
+// setuid start raised), each lowered further by the policy's.
+func mergeLimits(caller, pol []policy.Rlimit) []policy.Rlimit {
+	out := append([]policy.Rlimit(nil), caller...)
+	for _, p := range pol {
+		merged := false
+		for i := range out {
+			if out[i].Resource == p.Resource {
+				out[i].Cur, out[i].Max = min(out[i].Cur, p.Cur), min(out[i].Max, p.Max)
+				merged = true
+			}
+		}
+		if !merged {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -10,6 +10,56 @@ package sandbox
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <pthread.h>
+#include <sys/resource.h>
+
+// Limits the Go runtime needs to start (a small stack crashes it, a small
+// address space stops it before main). When the setuid process finds the
+// caller's limits below them, it raises them for itself and records the
+// originals here, which the command gets back before it runs.
+const int selfdock_limit_res[3] = {RLIMIT_STACK, RLIMIT_AS, RLIMIT_DATA};
+struct rlimit selfdock_limit_orig[3];
+int selfdock_limit_raised[3];
+
+static void selfdock_raise_limits(void) {
+	// want: what the runtime is given when possible; need: below it, it
+	// cannot start (measured: the heap's reservations fail under ~800 MiB,
+	// and the main thread's system stack overflows at 16 KiB).
+	const rlim_t want[3] = {8 << 20, RLIM_INFINITY, RLIM_INFINITY};
+	const rlim_t need[3] = {64 << 10, (rlim_t)1 << 30, (rlim_t)1 << 30};
+	static const char *flag[3] = {"-s", "-v", "-d"};
+	for (int i = 0; i < 3; i++) {
+		struct rlimit l;
+		if (getrlimit(selfdock_limit_res[i], &l) < 0 || l.rlim_cur == RLIM_INFINITY || l.rlim_cur >= want[i])
+			continue;
+		selfdock_limit_orig[i] = l;
+		struct rlimit n = {want[i], l.rlim_max == RLIM_INFINITY || l.rlim_max > want[i] ? l.rlim_max : want[i]};
+		// Without CAP_SYS_RESOURCE in the bounding set, up to the hard limit.
+		if (setrlimit(selfdock_limit_res[i], &n) < 0) {
+			n.rlim_cur = n.rlim_max = l.rlim_max;
+			setrlimit(selfdock_limit_res[i], &n);
+		}
+		selfdock_limit_raised[i] = 1;
+		if (n.rlim_cur < need[i]) {
+			char msg[160];
+			int len = snprintf(msg, sizeof msg, "selfdock: the limit of ulimit %s (%lu KiB) is too small for selfdock to start: it needs %lu KiB\n",
+					   flag[i], (unsigned long)(l.rlim_cur >> 10), (unsigned long)(need[i] >> 10));
+			(void)!write(2, msg, len);
+			_exit(124);
+		}
+	}
+	struct rlimit st;
+	if (getrlimit(RLIMIT_STACK, &st) == 0 && st.rlim_cur < (8 << 20)) {
+		// Thread stacks are mappings, not bound by RLIMIT_STACK: give the
+		// runtime's threads a normal size whatever the caller's limit.
+		pthread_attr_t a;
+		if (pthread_attr_init(&a) == 0) {
+			pthread_attr_setstacksize(&a, 8 << 20);
+			pthread_setattr_default_np(&a);
+			pthread_attr_destroy(&a);
+		}
+	}
+}
 
 // selfdock_userns is 0 when the constructor did nothing, 1 when it moved the
 // process into a new user and mount namespace, and -errno when that failed.
@@ -60,7 +110,12 @@ static int wants_sandbox(int argc, char **argv) {
 // arguments are hostile input that must not steer anything here.
 __attribute__((constructor)) static void selfdock_enter_userns(int argc, char **argv, char **envp) {
 	(void)envp;
-	if (geteuid() == 0 || !wants_sandbox(argc, argv))
+	if (geteuid() == 0) {
+		// Privileged: only raise our own limits; no input steers this.
+		selfdock_raise_limits();
+		return;
+	}
+	if (!wants_sandbox(argc, argv))
 		return;
 	uid_t uid = getuid();
 	gid_t gid = getgid();
@@ -92,6 +147,8 @@ import "C"
 import (
 	"fmt"
 	"syscall"
+
+	"github.com/selfdock/selfdock/policy"
 )
 
 // userNamespace reports what the constructor did: entered is true when the
@@ -104,4 +161,19 @@ func userNamespace() (entered bool, err error) {
 		return false, fmt.Errorf("%s: %w", C.GoString(C.selfdock_userns_step), syscall.Errno(-v))
 	}
 	return false, nil
+}
+
+// raisedLimits are the caller's limits that the constructor raised for the
+// setuid process to start; the command gets them back.
+func raisedLimits() []policy.Rlimit {
+	var out []policy.Rlimit
+	names := [3]string{"stack", "as", "data"}
+	for i := 0; i < 3; i++ {
+		if C.selfdock_limit_raised[i] != 0 {
+			o := C.selfdock_limit_orig[i]
+			out = append(out, policy.Rlimit{Resource: int(C.selfdock_limit_res[i]), Name: names[i],
+				Cur: uint64(o.rlim_cur), Max: uint64(o.rlim_max)})
+		}
+	}
+	return out
 }

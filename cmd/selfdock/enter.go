@@ -32,7 +32,7 @@ func (e *enterCmd) Run(c *cli) error {
 		argv = []string{sh}
 	}
 	f := c.sandboxFlags
-	pol, err := policy.Load()
+	pol, err := loadPolicy()
 	if err != nil {
 		return err
 	}

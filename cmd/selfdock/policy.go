@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-
-	"github.com/selfdock/selfdock/policy"
 )
 
 type policyCmd struct {
@@ -13,7 +11,7 @@ type policyCmd struct {
 type policyCheckCmd struct{}
 
 func (policyCheckCmd) Run() error {
-	p, err := policy.Load()
+	p, err := loadPolicy()
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,7 @@ func sandboxed(c *cli, mode policy.Mode, argv []string) error {
 		Caller: caller(), Environ: os.Environ(),
 	}
 	req.Cwd, _ = os.Getwd()
-	pol, err := policy.Load()
+	pol, err := loadPolicy()
 	if err != nil {
 		return err
 	}
@@ -55,4 +55,12 @@ func caller() policy.Identity {
 		id.Groups = append(id.Groups, uint32(g))
 	}
 	return id
+}
+
+// loadPolicy reads the policy file as the privilege mode requires.
+func loadPolicy() (*policy.Policy, error) {
+	if sandbox.Detect() == sandbox.Unprivileged {
+		return policy.LoadUnprivileged()
+	}
+	return policy.Load()
 }
