@@ -38,7 +38,7 @@ GO_BUILD := CGO_ENABLED=1 $(GO) build -trimpath -tags osusergo,netgo \
 # Debian packages. Build: cgo with libseccomp, linked statically (libc6-dev has libc.a, gcc only
 # recommends it). Check: what the end-to-end tests and the benchmark use on top of that.
 BUILD_DEPS := gcc libc6-dev pkg-config libseccomp-dev
-CHECK_DEPS := $(BUILD_DEPS) gcc-multilib busybox-static bubblewrap hyperfine squashfs-tools uidmap procps util-linux passwd
+CHECK_DEPS := $(BUILD_DEPS) gcc-multilib busybox-static bubblewrap hyperfine squashfs-tools squashfs-tools-ng uidmap procps util-linux passwd
 
 # apt_ensure PACKAGES: install those not yet installed. dpkg-query keeps the common case (all
 # present) to a few milliseconds; `apt-get update` runs only when something must be installed.
@@ -85,9 +85,11 @@ test: build-deps
 # test that needs root or a capability into a failure.
 # The fuzz targets run for a short, bounded time after the tests.
 check: deps fmt-check vet staticcheck build
-	SELFDOCK_MUST_WORK=1 $(GO) test -count=1 -timeout 20m ./...
-	@echo "end-to-end suite again on the fallback start-up path (kernels without procfs pidns):"
-	SELFDOCK_MUST_WORK=1 SELFDOCK_TEST_TAGS=sdfallback $(GO) test -count=1 -timeout 20m ./tests/
+	SELFDOCK_MUST_WORK=1 $(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/tests$$')
+	@echo "end-to-end suite (alone: it checks that the machine is left as it was):"
+	SELFDOCK_MUST_WORK=1 $(GO) test -count=1 -timeout 20m ./tests/
+	@echo "end-to-end suite again on the ptrace start-up path (procfs pidns, -tags sdptrace):"
+	SELFDOCK_MUST_WORK=1 SELFDOCK_TEST_TAGS=sdptrace $(GO) test -count=1 -timeout 20m ./tests/
 	$(MAKE) --no-print-directory fuzz FUZZTIME=10s
 
 # gofmt -l lists files whose formatting differs; any listed file fails the check.
@@ -126,11 +128,11 @@ vmtest: build
 # Every `func FuzzXxx(` in a _test.go file under policy/ and cmd/, each for $(FUZZTIME).
 fuzz: build-deps
 	@set -e; n=0; \
-	for f in $$(grep -rl --include='*_test.go' '^func Fuzz' policy cmd 2>/dev/null); do \
+	for f in $$(grep -rl --include='*_test.go' '^func Fuzz' policy cmd image 2>/dev/null); do \
 		for fn in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$$f"); do \
 			n=$$((n + 1)); \
 			echo "$(GO) test -run='^\$$' -fuzz='^$$fn\$$' -fuzztime=$(FUZZTIME) ./$$(dirname "$$f")"; \
-			$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) "./$$(dirname "$$f")"; \
+			$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=3s "./$$(dirname "$$f")"; \
 		done; \
 	done; \
 	echo "fuzz: $$n target(s) run"

@@ -4,12 +4,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// pidnsProc probes once whether procfs takes the pidns option (Linux 6.13
-// and later; not Debian 12's 6.1). With it, the parent mounts the command's
-// /proc while the command is stopped by ptrace after its execve; without
-// it, a small C child mounts /proc from inside the new PID namespace.
+// pidnsProc says whether to use the ptrace path: only in binaries built
+// with -tags sdptrace, and only where procfs takes the pidns option (Linux
+// 6.13 and later; not Debian 12's 6.1). There the parent mounts the
+// command's /proc while the command is stopped by ptrace after its execve.
+// The default path is a small C child that mounts /proc from inside the new
+// PID namespace: as fast (bench/REPORT.md), on every kernel, and, unlike
+// Go's fork, it can tell that selfdock was killed before the child set its
+// parent death signal (Go's child cannot: getppid() is 0 for a PID 1), where
+// the ptrace path would leave the command stopped, traced by the reaper.
 func pidnsProc() bool {
-	if forceFallback {
+	if !ptracePath {
 		return false
 	}
 	ns, err := unix.Open("/proc/thread-self/ns/pid", unix.O_RDONLY|unix.O_CLOEXEC, 0)
@@ -25,7 +30,7 @@ func pidnsProc() bool {
 	return unix.FsconfigSetFd(fs, "pidns", ns) == nil
 }
 
-// startC is start for the fallback path: the C child mounts /proc from
+// startC is start for the default path: the C child mounts /proc from
 // inside the PID namespace, becomes the caller, checks that root cannot be
 // regained and loads the whole seccomp filter right before execve.
 func (s *sandbox) startC() (int, error) {

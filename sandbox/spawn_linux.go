@@ -5,6 +5,7 @@ package sandbox
 /*
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ struct sd_child {
 	gid_t *groups;
 	int procfd;    // /proc inside the new root, or -1
 	int pdeathsig;
+	int parentfd;  // a pidfd of the parent, to notice that it died before pdeathsig was set
 	int errfd;     // write end of a close-on-exec pipe
 	struct sock_fprog *filter;
 	int nrlimits;
@@ -42,7 +44,7 @@ struct sd_child {
 	sigset_t mask; // the parent thread's mask, restored before execve
 };
 
-enum { SD_PROC = 1, SD_CRED, SD_REGAIN, SD_RLIMIT, SD_PDEATH, SD_CHDIR, SD_FILTER, SD_EXEC };
+enum { SD_PROC = 1, SD_CRED, SD_REGAIN, SD_RLIMIT, SD_PDEATH, SD_CHDIR, SD_FILTER, SD_EXEC, SD_ORPHAN };
 
 // sd_fail reports which step failed and why, then exits. Only raw system
 // calls run in the child: it shares the parent's memory until execve.
@@ -83,6 +85,15 @@ static int sd_child_main(void *arg) {
 			sd_fail(c, SD_RLIMIT);
 	if (c->pdeathsig && syscall(SYS_prctl, PR_SET_PDEATHSIG, c->pdeathsig, 0, 0, 0) < 0)
 		sd_fail(c, SD_PDEATH);
+	// A parent killed before the line above sent no signal: never run
+	// the command orphaned. (getppid() cannot tell: it is 0 for PID 1.)
+	// A pidfd polls readable once its process has exited (pidfd_send_signal
+	// would not do: the parent is outside this PID namespace).
+	struct pollfd pfd = {c->parentfd, POLLIN, 0};
+	if (c->parentfd >= 0 && (syscall(SYS_poll, &pfd, 1, 0) != 0 || pfd.revents)) {
+		errno = ESRCH;
+		sd_fail(c, SD_ORPHAN);
+	}
 	if (syscall(SYS_chdir, c->dir) < 0)
 		sd_fail(c, SD_CHDIR);
 	if (c->filter && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, c->filter) < 0)
@@ -123,11 +134,11 @@ import (
 
 // spawnSteps name the child's steps for error messages.
 var spawnSteps = map[int]string{1: "mount /proc", 2: "set ids", 3: "check ids", 4: "set rlimits",
-	5: "set parent death signal", 6: "chdir", 7: "load seccomp", 8: "exec"}
+	5: "set parent death signal", 6: "chdir", 7: "load seccomp", 8: "exec", 9: "selfdock died"}
 
 // spawnC forks the command with a small C child that does, inside the new
 // PID namespace, what must happen there: mount its /proc (where procfs has
-// no pidns option, the fallback path of NOTES.md), become the caller, check
+// no pidns option: the way (b) of NOTES.md), become the caller, check
 // that root cannot be regained, load the seccomp filter, exec. No Go code
 // runs between the fork and the exec.
 func (s *sandbox) spawnC(procfd int, filter []unix.SockFilter) (int, error) {
@@ -155,9 +166,15 @@ func (s *sandbox) spawnC(procfd int, filter []unix.SockFilter) (int, error) {
 		return a
 	}
 	c.path, c.argv, c.envp, c.dir = cstr(s.argv0), carr(s.plan.Argv), carr(s.plan.Env), cstr(s.dir)
-	c.procfd, c.errfd = C.int(procfd), C.int(pipe[1])
+	c.procfd, c.errfd, c.parentfd = C.int(procfd), C.int(pipe[1]), -1
 	if !s.enter {
 		c.pdeathsig = C.int(unix.SIGKILL)
+		self, err := unix.PidfdOpen(unix.Getpid(), 0)
+		if err != nil {
+			return 0, fmt.Errorf("pidfd: %w", err)
+		}
+		defer unix.Close(self)
+		c.parentfd = C.int(self)
 	}
 	if s.priv != Unprivileged {
 		c.setcred, c.uid, c.gid = 1, C.uint(s.plan.User.Uid), C.uint(s.plan.User.Gid)

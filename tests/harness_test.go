@@ -203,8 +203,8 @@ func buildSelfdock(out string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	// SELFDOCK_TEST_TAGS adds build tags, e.g. sdfallback to run the suite
-	// on the start-up path of kernels without procfs's pidns option.
+	// SELFDOCK_TEST_TAGS adds build tags, e.g. sdptrace to run the suite on
+	// the other start-up path (procfs pidns option, ptrace).
 	tags := "osusergo,netgo"
 	if extra := os.Getenv("SELFDOCK_TEST_TAGS"); extra != "" {
 		tags += "," + extra

@@ -1,5 +1,0 @@
-//go:build !sdfallback
-
-package sandbox
-
-const forceFallback = false

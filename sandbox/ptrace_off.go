@@ -1,0 +1,5 @@
+//go:build !sdptrace
+
+package sandbox
+
+const ptracePath = false
