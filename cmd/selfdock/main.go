@@ -29,6 +29,7 @@ type cli struct {
 
 	Run        runCmd        `cmd:"" help:"Run CMD as yourself on a read-only view of the root file system."`
 	Build      buildCmd      `cmd:"" help:"Like run, with the root writable where you could write it anyway."`
+	Import     importCmd     `cmd:"" help:"Unpack a container image into DIR, as yourself."`
 	Enter      enterCmd      `cmd:"" help:"Run a command inside one of your running instances."`
 	Ps         psCmd         `cmd:"" help:"List your running instances."`
 	Policy     policyCmd     `cmd:"" help:"Administer the policy file."`
