@@ -281,28 +281,6 @@ func (h *harness) policyBinary(t testing.TB) (bin, file string) {
 	return polBin, polFile
 }
 
-// buildSelfdockFlags is buildSelfdock with extra -ldflags.
-func buildSelfdockFlags(out, ldflags string) error {
-	gomod, err := exec.Command(goTool(), "env", "GOMOD").Output()
-	if err != nil {
-		return fmt.Errorf("go env GOMOD: %w", err)
-	}
-	root := filepath.Dir(strings.TrimSpace(string(gomod)))
-	if root == "." || root == "" {
-		root = ".."
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, goTool(), "build", "-trimpath", "-tags", "osusergo,netgo",
-		"-ldflags", "-s -w -linkmode external -extldflags -static "+ldflags, "-o", out, "./cmd/selfdock")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/selfdock in %s: %v\n%s", root, err, b)
-	}
-	return nil
-}
-
 // ---- the host's state ----
 
 // hostState is what an attack must not change: the host's mount table and

@@ -192,7 +192,11 @@ func goTool() string {
 	return "/usr/local/go/bin/go"
 }
 
-func buildSelfdock(out string) error {
+func buildSelfdock(out string) error { return buildSelfdockFlags(out, "") }
+
+// buildSelfdockFlags builds the setuid binary as make does, with extra
+// -ldflags (the policy path hook).
+func buildSelfdockFlags(out, ldflags string) error {
 	gomod, err := exec.Command(goTool(), "env", "GOMOD").Output()
 	if err != nil {
 		return fmt.Errorf("go env GOMOD: %w", err)
@@ -210,7 +214,7 @@ func buildSelfdock(out string) error {
 		tags += "," + extra
 	}
 	cmd := exec.CommandContext(ctx, goTool(), "build", "-trimpath", "-tags", tags,
-		"-ldflags", "-s -w -linkmode external -extldflags -static", "-o", out, "./cmd/selfdock")
+		"-ldflags", "-s -w -linkmode external -extldflags -static "+ldflags, "-o", out, "./cmd/selfdock")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 	if b, err := cmd.CombinedOutput(); err != nil {
