@@ -14,6 +14,7 @@ import sys
 BWRAP = "bwrap --ro-bind / / --dev /dev --proc /proc --unshare-all --die-with-parent"
 SHOWN = {
     "selfdock": "selfdock run true",
+    "selfdock-ptrace": "selfdock run true (-tags sdptrace: ptrace + procfs pidns path)",
     "execonly": "execonly /bin/true",
     "bwrap": BWRAP + " /bin/true",
     "unshare": "unshare --user --map-current-user --mount --pid --fork --ipc --uts /bin/true",
@@ -173,12 +174,43 @@ def main():
     n_bw = ratio(nest.get(f"selfdock-{depth}"), nest.get(f"bwrap-{depth}"))
     nest_ok = None if n_one is None else (n_one < 10 or (n_bw is not None and n_bw <= 0.6))
 
+    phases = {}
+    try:
+        with open(os.path.join(out, "phases.txt")) as f:
+            for line in f:
+                w = line.split()
+                if len(w) == 3 and w[0] == "trace" and w[2].endswith("µs"):
+                    phases.setdefault(w[1], []).append(float(w[2][:-2]))
+    except FileNotFoundError:
+        pass
+    if phases:
+        p("\n## Where the time goes\n")
+        p("Medians over 30 runs of a build with `-tags sdtrace`, which prints when each phase ends, "
+          "counted from the start of its Go package initialisation (the runtime's own start before "
+          "that, about 0.5-1 ms here, and the command's exec and exit are not in it).\n")
+        p("| phase ends | at | phase cost |")
+        p("|---|---|---|")
+        prev = 0.0
+        for name, t in sorted(phases.items(), key=lambda kv: statistics.median(kv[1])):
+            m = statistics.median(t)
+            p(f"| {name} | {m:.0f} µs | {m - prev:.0f} µs |")
+            prev = m
+        p("\nPhases: `main` (package init done), `parsed` (command line), `plan` (policy file and "
+          "plan), `unshare` (mount, PID, IPC, UTS and network namespaces: the network namespace is "
+          "most of it), `prepare` (open_tree clones of the root and sources, /dev nodes), `attach` "
+          "(the mount tree), `setup` (pivot_root, command lookup), `bounding` (capability "
+          "bounding set), `spawned` (the C child: clone, /proc, ids, seccomp filter, execve), "
+          "`released` (the command runs), `exited` (it has exited, with `true`).\n")
+
     p("\n## Targets\n")
     p("| target | measured | verdict |")
     p("|---|---|---|")
     p(f"| start-up ≤ 0.75× bwrap | {fmt_ratio(sd_bw)} | {verdict(sd_bw, lambda v: v <= 0.75)} |")
     p(f"| start-up ≤ 1.25× execonly | {fmt_ratio(sd_eo)} | "
       f"{verdict(sd_eo, lambda v: v <= 1.25)} |")
+    pt_bw = ratio(median.get("selfdock-ptrace"), median.get("bwrap"))
+    p(f"| the other start-up path ≤ 0.75× bwrap too | {fmt_ratio(pt_bw)} | "
+      f"{verdict(pt_bw, lambda v: v <= 0.75)} |")
     p(f"| throughput ≥ 1.5× bwrap | {fmt_ratio(tp)} | {verdict(tp, lambda v: v >= 1.5)} |")
     p(f"| peak RSS ≤ 8 MiB | {'–' if peak is None else f'{peak:.1f} MiB'} | "
       f"{verdict(peak, lambda v: v <= 8)} |")

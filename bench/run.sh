@@ -54,12 +54,20 @@ fi
 say "build"
 make -C "$root" --no-print-directory build
 CGO_ENABLED=0 go build -C "$root" -trimpath -ldflags '-s -w' -o build/execonly ./bench/execonly
+# The other start-up path (ptrace + procfs pidns), forced by a build tag, never by anything a user sets.
+CGO_ENABLED=1 go build -C "$root" -trimpath -tags osusergo,netgo,sdptrace \
+	-ldflags '-s -w -linkmode external -extldflags -static' -o build/selfdock-ptrace ./cmd/selfdock
+# Phase timestamps (sandbox.Trace) for the report's cost breakdown.
+CGO_ENABLED=1 go build -C "$root" -trimpath -tags osusergo,netgo,sdtrace \
+	-ldflags '-s -w -linkmode external -extldflags -static' -o build/selfdock-trace ./cmd/selfdock
 
 dir=$(mktemp -d "${SELFDOCK_BENCH_TMP:-/var/tmp}/selfdock-bench.XXXXXX")
 trap 'rm -rf "$dir"' EXIT
 chmod 0755 "$dir"
 install -o root -g root -m 4755 "$root/build/selfdock" "$dir/selfdock"
 install -o root -g root -m 4755 "$root/build/execonly" "$dir/execonly"
+install -o root -g root -m 4755 "$root/build/selfdock-ptrace" "$dir/selfdock-ptrace"
+install -o root -g root -m 4755 "$root/build/selfdock-trace" "$dir/selfdock-trace"
 if findmnt -n -o OPTIONS -T "$dir" | tr , '\n' | grep -qx nosuid; then
 	die "$dir is on a nosuid mount: set SELFDOCK_BENCH_TMP to a directory that allows setuid"
 fi
@@ -82,8 +90,8 @@ as_user() {
 # --- the commands ------------------------------------------------------------------------------
 sd=$dir/selfdock
 bw="bwrap --ro-bind / / --dev /dev --proc /proc --unshare-all --die-with-parent"
-names=(selfdock execonly bwrap unshare)
-cmds=("$sd run true" "$dir/execonly /bin/true" "$bw /bin/true"
+names=(selfdock selfdock-ptrace execonly bwrap unshare)
+cmds=("$sd run true" "$dir/selfdock-ptrace run true" "$dir/execonly /bin/true" "$bw /bin/true"
 	"unshare --user --map-current-user --mount --pid --fork --ipc --uts /bin/true")
 if [ -n "${SELFDOCK_C:-}" ]; then
 	names+=(selfdock-c)
@@ -186,6 +194,13 @@ for name in selfdock bwrap; do
 			printf '%s\t%s\n' "$name" "$(cat "$out/rss.one")" >>"$out/rss.txt"
 		fi
 	done
+done
+
+# --- phases ------------------------------------------------------------------------------------
+# 30 runs of the tracing build; each prints "trace PHASE Nµs" (since its package init) on stderr.
+: >"$out/phases.txt"
+for _ in $(seq 30); do
+	as_user "$dir/selfdock-trace" run true 2>>"$out/phases.txt" >/dev/null || true
 done
 
 # --- report ------------------------------------------------------------------------------------

@@ -45,5 +45,7 @@ func (s *sandbox) startC() (int, error) {
 		}
 		defer unix.Close(procfd)
 	}
-	return s.spawnC(procfd, prog)
+	pid, err := s.spawnC(procfd, prog)
+	Trace("spawned")
+	return pid, err
 }
