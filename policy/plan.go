@@ -62,6 +62,11 @@ type Plan struct {
 	Mode Mode
 	// Rootfs is the caller's root file system (unsafePath); "/" by default.
 	Rootfs string
+	// Image, when set, is a squashfs image (unsafePath) mounted as the root
+	// instead; the kernel mounts it only when it is root-owned, writable by
+	// root alone and in one of ImageDirs.
+	Image     string
+	ImageDirs []string
 	// Mounts are applied in order after the root is in place.
 	Mounts []Mount
 	// ShareNet keeps the host's network namespace; otherwise a private one

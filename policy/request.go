@@ -13,6 +13,7 @@ import (
 type Request struct {
 	Mode        Mode
 	Rootfs      string
+	Image       string // a squashfs image (unsafePath) as the root
 	Dir         string // -C; "" means the caller's cwd, falling back to "/"
 	Maps        [][2]string
 	Vols        [][2]string
@@ -58,6 +59,12 @@ func (p *Policy) Plan(r *Request) (*Plan, error) {
 		if pl.OverlaySize, err = parseSize(r.OverlaySize); err != nil {
 			return nil, fmt.Errorf("--overlay-size %q: %w", r.OverlaySize, err)
 		}
+	}
+	if r.Image != "" {
+		if r.Rootfs != "" {
+			return nil, fmt.Errorf("--image and --rootfs: give one root")
+		}
+		pl.Image, pl.ImageDirs = r.Image, p.ImageDirs
 	}
 	if pl.Rootfs == "" {
 		pl.Rootfs = "/"

@@ -81,12 +81,19 @@ func (t *tree) prepare() error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
 		return errorf("make mounts private", "/", err)
 	}
-	root, real, err := cloneUser("rootfs", t.plan.Rootfs, true, t.plan.DenyRootfs)
+	var root int
+	var real string
+	var err error
+	if t.plan.Image != "" {
+		root, real, err = t.imageRoot()
+	} else {
+		root, real, err = cloneUser("rootfs", t.plan.Rootfs, true, t.plan.DenyRootfs)
+	}
 	if err != nil {
 		return err
 	}
 	t.root = root
-	if len(t.plan.RootfsDirs) > 0 && !anyUnder(real, t.plan.RootfsDirs) {
+	if len(t.plan.RootfsDirs) > 0 && t.plan.Image == "" && !anyUnder(real, t.plan.RootfsDirs) {
 		return fmt.Errorf("rootfs %q: %s is not in a directory the policy allows", t.plan.Rootfs, real)
 	}
 	set := uint64(unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV)

@@ -8,6 +8,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/alecthomas/kong"
+	"github.com/selfdock/selfdock/image"
+	"github.com/selfdock/selfdock/sandbox"
 )
 
 func parseArgs(t testing.TB, args ...string) (*cli, *kong.Context, error) {
@@ -139,5 +141,18 @@ func TestFastParseDefersToKong(t *testing.T) {
 		if _, _, ok := fastParse(strings.Fields(l)); ok {
 			t.Errorf("fast parser took %q", l)
 		}
+	}
+}
+
+func TestBundleHeaderMatchesSandbox(t *testing.T) {
+	h, err := image.BundleHeader("/usr/local/bin/selfdock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h) != image.BundleOffset || !strings.Contains(string(h), "\n"+sandbox.BundleMarker+"4096\n") {
+		t.Errorf("bundle header %q does not carry sandbox.BundleMarker", h[:80])
+	}
+	if _, err := image.BundleHeader("relative/selfdock"); err == nil {
+		t.Error("relative interpreter accepted")
 	}
 }

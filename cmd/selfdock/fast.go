@@ -65,7 +65,7 @@ func fastFlag(f *sandboxFlags, args []string) (int, bool) {
 		return true
 	}
 	switch args[0] {
-	case "-r", "--rootfs", "-C", "--chdir", "-E", "--unset", "--seccomp", "--hostname", "--overlay-size":
+	case "-r", "--rootfs", "-C", "--chdir", "-E", "--unset", "--seccomp", "--hostname", "--overlay-size", "--image":
 		if !val(1) {
 			return 0, false
 		}
@@ -80,6 +80,8 @@ func fastFlag(f *sandboxFlags, args []string) (int, bool) {
 			f.Hostname = args[1]
 		case "--overlay-size":
 			f.OverlaySize = args[1]
+		case "--image":
+			f.Image = args[1]
 		default:
 			if args[1] != "on" && args[1] != "off" {
 				return 0, false

@@ -7,6 +7,7 @@ import (
 // sandboxFlags are the options of run and build, selfdock (C) compatible.
 type sandboxFlags struct {
 	Rootfs      string   `short:"r" placeholder:"DIR" help:"Root file system (default /), seen read-only."`
+	Image       string   `placeholder:"FILE" help:"run/build: a squashfs image (or a bundle made by pack --bundle) as the root. import: the NAME:TAG to pick from an archive that holds several."`
 	Chdir       string   `short:"C" placeholder:"DIR" help:"Working directory inside (default: the current one if it exists inside, else /)."`
 	Map         pairs    `short:"m" placeholder:"SRC DST" help:"Bind SRC read-only at DST (recursive). Repeatable; two separate arguments."`
 	Vol         pairs    `short:"v" placeholder:"SRC DST" help:"Bind SRC read-write at DST (only where you may write SRC). Repeatable."`

@@ -15,7 +15,6 @@ import (
 
 // importCmd is `selfdock import [--image NAME:TAG] [--quiet] SRC DIR`.
 type importCmd struct {
-	Image string `placeholder:"NAME:TAG" help:"Pick this image of an archive that holds several."`
 	Quiet bool   `short:"q" help:"No progress bar and no summary of what was dropped."`
 	Src   string `arg:"" name:"SRC" help:"A docker save tarball, an OCI layout (directory or tarball), a rootfs tarball (gzip, zstd, xz or none) or a squashfs image; - reads standard input."`
 	Dir   string `arg:"" name:"DIR" help:"Where to unpack; must not exist, or be an empty directory."`
@@ -28,13 +27,14 @@ type importCmd struct {
 // already; a second call is a no-op, kept so that this command never
 // depends on the order of things in main.) Only the machine's real root
 // keeps owners, setuid bits and device nodes, for boot.
-func (c *importCmd) Run() error {
+func (c *importCmd) Run(g *cli) error {
 	if err := sandbox.DropPrivileges(); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	o := image.Options{Image: c.Image, Preserve: realRoot()}
+	// --image is the one global option: a squashfs root for run, NAME:TAG here.
+	o := image.Options{Image: g.Image, Preserve: realRoot()}
 	if !c.Quiet && isTerminal(os.Stderr) {
 		o.Progress = image.NewBar(os.Stderr)
 	}

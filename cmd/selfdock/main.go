@@ -30,6 +30,7 @@ type cli struct {
 	Run        runCmd        `cmd:"" help:"Run CMD as yourself on a read-only view of the root file system."`
 	Build      buildCmd      `cmd:"" help:"Like run, with the root writable where you could write it anyway."`
 	Import     importCmd     `cmd:"" help:"Unpack a container image into DIR, as yourself."`
+	Pack       packCmd       `cmd:"" help:"Make a squashfs image (or, with --bundle, an executable file) of DIR, as yourself."`
 	Enter      enterCmd      `cmd:"" help:"Run a command inside one of your running instances."`
 	Ps         psCmd         `cmd:"" help:"List your running instances."`
 	Policy     policyCmd     `cmd:"" help:"Administer the policy file."`
@@ -40,7 +41,7 @@ type cli struct {
 func main() {
 	sandbox.Trace("main")
 	sandbox.Harden()
-	os.Exit(run(os.Args[1:]))
+	os.Exit(run(bundleArgs(os.Args[1:])))
 }
 
 // run parses args and runs the subcommand; it returns the exit status.
