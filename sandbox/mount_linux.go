@@ -325,6 +325,12 @@ func (t *tree) dest(dest string, dir bool) (int, error) {
 		return -1, errorf("mount destination", dest, err)
 	}
 	parent, rest, err := t.deepest(dest)
+	defer func() {
+		if t.restoreFsuid { // deepest() made it root for an overlay
+			unix.SetfsuidRetUid(int(t.id.uid))
+			t.restoreFsuid = false
+		}
+	}()
 	if err != nil {
 		return -1, err
 	}
@@ -346,10 +352,6 @@ func (t *tree) dest(dest string, dir bool) (int, error) {
 		}
 		unix.Close(parent)
 		parent = next
-	}
-	if t.restoreFsuid {
-		unix.SetfsuidRetUid(int(t.id.uid))
-		t.restoreFsuid = false
 	}
 	fd, parent = parent, -1
 	return fd, nil

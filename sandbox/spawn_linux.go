@@ -79,6 +79,14 @@ static int sd_child_main(void *arg) {
 			errno = EPERM;
 			sd_fail(c, SD_REGAIN);
 		}
+		// And no capability is left (securebits could keep some).
+		struct { unsigned version; int pid; } hdr = {0x20080522, 0};
+		struct { unsigned eff, perm, inh; } data[2];
+		if (syscall(SYS_capget, &hdr, data) < 0 ||
+		    (c->uid != 0 && (data[0].eff | data[0].perm | data[1].eff | data[1].perm))) {
+			errno = EPERM;
+			sd_fail(c, SD_REGAIN);
+		}
 	}
 	for (int i = 0; i < c->nrlimits; i++)
 		if (syscall(SYS_setrlimit, c->rlimit_res[i], &c->rlimits[i]) < 0)
