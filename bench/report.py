@@ -174,6 +174,24 @@ def main():
     n_bw = ratio(nest.get(f"selfdock-{depth}"), nest.get(f"bwrap-{depth}"))
     nest_ok = None if n_one is None else (n_one < 10 or (n_bw is not None and n_bw <= 0.6))
 
+    imp = {}
+    imp_path = os.path.join(out, "import.json")
+    if os.path.exists(imp_path):
+        imp = {n: statistics.median(t) for n, t in hyperfine_times([imp_path]).items() if t}
+    imp_ratio = ratio(imp.get("selfdock import"), imp.get("tar -x"))
+    if imp:
+        size = ""
+        try:
+            with open(os.path.join(out, "import-bytes.txt")) as f:
+                size = f" ({int(f.read()) / 1e6:.0f} MB)"
+        except (FileNotFoundError, ValueError):
+            pass
+        p(f"\n## Import of a 3-layer docker-save archive{size}\n")
+        p("| command | median | × tar -x |")
+        p("|---|---|---|")
+        for name, t in imp.items():
+            p(f"| {name} | {ms(t)} | {fmt_ratio(ratio(t, imp.get('tar -x')))} |")
+
     phases = {}
     try:
         with open(os.path.join(out, "phases.txt")) as f:
@@ -217,6 +235,8 @@ def main():
     p(f"| {depth}-deep nesting < 10× one run, or ≤ 0.6× bwrap's {depth}-deep | "
       f"{fmt_ratio(n_one)} one run, {fmt_ratio(n_bw)} bwrap | "
       f"{verdict(nest_ok, lambda v: v)} |")
+    p(f"| import within 1.5× tar -x of the same layers | {fmt_ratio(imp_ratio)} | "
+      f"{verdict(imp_ratio, lambda v: v <= 1.5)} |")
 
     if failed:
         p("\n## Commands that failed their trial run\n")

@@ -196,6 +196,32 @@ for name in selfdock bwrap; do
 	done
 done
 
+# --- import ------------------------------------------------------------------------------------
+# A docker-save archive of three layers (about 100 MB of /usr/lib/python3, /usr/share/man and part
+# of /usr/include), imported by selfdock against plain `tar -x` of the same three layers.
+say "import of a multi-layer image against tar -x"
+img=$dir/img
+mkdir -p "$img"
+tar -cf "$img/l1.tar" -C / usr/lib/python3 2>/dev/null || true
+tar -cf "$img/l2.tar" -C / usr/share/man 2>/dev/null || true
+tar -cf "$img/l3.tar" -C / usr/include/linux usr/include/x86_64-linux-gnu 2>/dev/null || true
+ids=""
+for l in l1 l2 l3; do ids="$ids\"sha256:$(sha256sum "$img/$l.tar" | cut -d' ' -f1)\","; done
+printf '{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[%s]}}' "${ids%,}" >"$img/config.json"
+printf '[{"Config":"config.json","RepoTags":["bench:latest"],"Layers":["l1.tar","l2.tar","l3.tar"]}]' >"$img/manifest.json"
+tar -cf "$dir/image.tar" -C "$img" manifest.json config.json l1.tar l2.tar l3.tar
+chmod -R a+rX "$dir/image.tar" "$img"
+du -sb "$dir/image.tar" | cut -f1 >"$out/import-bytes.txt"
+if as_user "$sd" import --quiet "$dir/image.tar" "$out/imp-trial"; then
+	as_user hyperfine -N --style basic --warmup 1 --runs 5 --export-json "$out/import.json" \
+		--prepare "rm -rf $out/imp $out/tarx" \
+		-n "selfdock import" "$sd import --quiet $dir/image.tar $out/imp" \
+		-n "tar -x" "sh -c 'mkdir $out/tarx && for l in l1 l2 l3; do tar -xf $img/\$l.tar -C $out/tarx; done'" || true
+else
+	echo "bench: selfdock import failed its trial run" >&2
+fi
+as_user rm -rf "$out/imp-trial" "$out/imp" "$out/tarx"
+
 # --- phases ------------------------------------------------------------------------------------
 # 30 runs of the tracing build; each prints "trace PHASE Nµs" (since its package init) on stderr.
 : >"$out/phases.txt"
