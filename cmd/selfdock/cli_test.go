@@ -156,3 +156,17 @@ func TestBundleHeaderMatchesSandbox(t *testing.T) {
 		t.Error("relative interpreter accepted")
 	}
 }
+
+func TestBundleArgs(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"./app ls -l", "--image ./app run ls -l"},
+		{"/usr/local/bin/app", "--image /usr/local/bin/app run"},
+		{"run ls", "run ls"},
+		{"--map /a /b run x", "--map /a /b run x"},
+		{"import a/b c", "import a/b c"},
+	} {
+		if got := strings.Join(bundleArgs(strings.Fields(tt.in)), " "); got != tt.want {
+			t.Errorf("bundleArgs(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/selfdock/selfdock/image"
 	"github.com/selfdock/selfdock/sandbox"
-	"golang.org/x/sys/unix"
 )
 
 type packCmd struct {
@@ -37,22 +36,12 @@ func (p *packCmd) Run() error {
 }
 
 // bundleArgs turns `selfdock BUNDLE ARG...`, as the kernel runs a bundle's
-// #! line, into `selfdock --image BUNDLE run ARG...`. It reads the first
-// bytes of args[0] only when the caller may read the file (access checks
-// the real uid), and only to compare them with the bundle's marker.
+// #! line, into `selfdock --image BUNDLE run ARG...`. The kernel passes the
+// bundle as a path with a slash; no subcommand or option has one. The file
+// is not opened here, as root: the sandbox opens it as the caller and reads
+// the image's offset from its header.
 func bundleArgs(args []string) []string {
-	if len(args) == 0 || len(args[0]) == 0 || args[0][0] == '-' || unix.Access(args[0], unix.R_OK) != nil {
-		return args
-	}
-	f, err := os.OpenFile(args[0], os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		return args
-	}
-	defer f.Close()
-	head := make([]byte, 512)
-	n, _ := f.Read(head)
-	head = head[:n]
-	if !strings.HasPrefix(string(head), "#!") || !strings.Contains(string(head), "\n"+sandbox.BundleMarker) {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") || !strings.Contains(args[0], "/") {
 		return args
 	}
 	return append([]string{"--image", args[0], "run"}, args[1:]...)
