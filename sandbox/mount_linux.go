@@ -391,6 +391,8 @@ func (t *tree) populateDev(dev int) error {
 	// The tmpfs is ours, fresh and root-owned: create its entries as root.
 	prev, _ := unix.SetfsuidRetUid(0)
 	defer unix.SetfsuidRetUid(prev)
+	prevGid, _ := unix.SetfsgidRetGid(0)
+	defer unix.SetfsgidRetGid(prevGid)
 	for i, n := range devNodes {
 		f, err := unix.Openat(dev, n, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0666)
 		if err != nil {
