@@ -7,7 +7,7 @@ import (
 
 // RuntimeEnv are variables that steer the Go runtime; they are removed before
 // any privileged work and never passed to the command.
-var RuntimeEnv = []string{"GODEBUG", "GOTRACEBACK", "GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GOENV"}
+var RuntimeEnv = []string{"GODEBUG", "GOTRACEBACK", "GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GOENV", "SELFDOCK_FAKEROOT_SYNC"}
 
 // libcUnsafe are the names and prefixes glibc drops for setuid programs
 // (sysdeps/generic/unsecvars.h); the command never gets them from selfdock.

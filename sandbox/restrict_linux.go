@@ -14,14 +14,18 @@ import (
 // command loses them when it becomes the caller. It returns the program for
 // the child to load, if any.
 func (s *sandbox) restrictThread(inChild bool) ([]unix.SockFilter, error) {
-	caps, err := capability.NewPid2(0)
-	if err != nil {
-		return nil, fmt.Errorf("capabilities: %w", err)
-	}
-	caps.Clear(capability.BOUNDS)
-	// Safe: only ever removes capabilities, from this thread's bounding set.
-	if err := caps.Apply(capability.BOUNDS); err != nil {
-		return nil, fmt.Errorf("drop capability bounding set: %w", err)
+	// With --fakeroot the command is root of its own user namespace and
+	// keeps its capabilities there, which reach nothing outside it.
+	if !InFakeroot() {
+		caps, err := capability.NewPid2(0)
+		if err != nil {
+			return nil, fmt.Errorf("capabilities: %w", err)
+		}
+		caps.Clear(capability.BOUNDS)
+		// Safe: only ever removes capabilities, from this thread's bounding set.
+		if err := caps.Apply(capability.BOUNDS); err != nil {
+			return nil, fmt.Errorf("drop capability bounding set: %w", err)
+		}
 	}
 	Trace("bounding")
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {

@@ -49,7 +49,7 @@ func (p Privilege) String() string {
 // Detect tells how the process was started.
 func Detect() Privilege {
 	switch {
-	case os.Geteuid() != 0:
+	case InUserNamespace() || os.Geteuid() != 0:
 		return Unprivileged
 	case os.Getuid() == 0:
 		return Root

@@ -66,6 +66,9 @@ static void selfdock_raise_limits(void) {
 int selfdock_userns;
 // selfdock_userns_step names the step that failed.
 const char *selfdock_userns_step = "";
+// selfdock_fakeroot is 1 when the process is root of a --fakeroot user
+// namespace, set up with the selfdock that started it.
+int selfdock_fakeroot;
 
 static int write_file(const char *path, const char *data) {
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -84,13 +87,24 @@ static int write_file(const char *path, const char *data) {
 static int wants_sandbox(int argc, char **argv) {
 	static const char *two[] = {"-m", "--map", "-v", "--vol", "-t", "--tmpfs", "-e", "--env", 0};
 	static const char *one[] = {"-r", "--rootfs", "-C", "--chdir", "-E", "--unset", "--image", "--bundle", "--name", "--hostname", "--seccomp", "--overlay-size", 0};
+	int sandbox = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		int skip = 0;
 		if (strcmp(a, "--") == 0)
+			break;
+		if (a[0] != '-') {
+			if (sandbox)
+				break; // CMD starts
+			if (strcmp(a, "run") != 0 && strcmp(a, "build") != 0)
+				return 0;
+			sandbox = 1;
+			continue;
+		}
+		// --fakeroot: this process stays in the initial user namespace
+		// and starts a copy of itself in a new one (LaunchFakeroot).
+		if (strcmp(a, "--fakeroot") == 0)
 			return 0;
-		if (a[0] != '-')
-			return strcmp(a, "run") == 0 || strcmp(a, "build") == 0;
 		if (strchr(a, '='))
 			continue;
 		for (int k = 0; two[k]; k++)
@@ -101,7 +115,47 @@ static int wants_sandbox(int argc, char **argv) {
 				skip = 1;
 		i += skip;
 	}
-	return 0;
+	return sandbox;
+}
+
+// fakeroot_enter is the inner half of --fakeroot: sync is "R,W", the
+// descriptors the outer selfdock passed. It unshares the user and mount
+// namespaces, says so, and waits: the outer one maps the ids with
+// newuidmap/newgidmap ('m'), or lets this process map only its own uid
+// and gid to 0 ('s'), or its uid only ('G': the gid map is left to us).
+static void fakeroot_enter(const char *sync) {
+	int rfd, wfd;
+	char c = 'r', map[64];
+	uid_t uid = getuid();
+	gid_t gid = getgid();
+	selfdock_userns_step = "--fakeroot";
+	if (sscanf(sync, "%d,%d", &rfd, &wfd) != 2) {
+		selfdock_userns = -EINVAL;
+		return;
+	}
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0 || write(wfd, &c, 1) != 1 || read(rfd, &c, 1) != 1) {
+		selfdock_userns = errno ? -errno : -EIO;
+		return;
+	}
+	close(rfd);
+	close(wfd);
+	int err = 0;
+	if (c == 's') {
+		snprintf(map, sizeof map, "0 %u 1\n", uid);
+		err = write_file("/proc/self/uid_map", map);
+	}
+	if (err == 0 && (c == 's' || c == 'G')) {
+		err = write_file("/proc/self/setgroups", "deny");
+		snprintf(map, sizeof map, "0 %u 1\n", gid);
+		if (err == 0)
+			err = write_file("/proc/self/gid_map", map);
+	}
+	if (err < 0 || (c != 's' && c != 'G' && c != 'm')) {
+		selfdock_userns = err < 0 ? err : -EPROTO;
+		return;
+	}
+	selfdock_userns = 1;
+	selfdock_fakeroot = 1;
 }
 
 // selfdock_enter_userns runs before the Go runtime starts any thread, which
@@ -109,12 +163,16 @@ static int wants_sandbox(int argc, char **argv) {
 // the process is setuid root (or real root) and its environment and
 // arguments are hostile input that must not steer anything here.
 __attribute__((constructor)) static void selfdock_enter_userns(int argc, char **argv, char **envp) {
-	(void)envp;
 	if (geteuid() == 0) {
 		// Privileged: only raise our own limits; no input steers this.
 		selfdock_raise_limits();
 		return;
 	}
+	for (char **e = envp; e && *e; e++)
+		if (strncmp(*e, "SELFDOCK_FAKEROOT_SYNC=", 23) == 0) {
+			fakeroot_enter(*e + 23);
+			return;
+		}
 	if (!wants_sandbox(argc, argv))
 		return;
 	uid_t uid = getuid();
@@ -177,3 +235,11 @@ func raisedLimits() []policy.Rlimit {
 	}
 	return out
 }
+
+// InUserNamespace reports whether the constructor put the process in a
+// user namespace of its own (then a uid of 0 means --fakeroot, not root).
+func InUserNamespace() bool { return C.selfdock_userns == 1 }
+
+// InFakeroot reports whether the process is root of a --fakeroot user
+// namespace.
+func InFakeroot() bool { return C.selfdock_fakeroot == 1 }

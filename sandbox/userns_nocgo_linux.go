@@ -16,3 +16,9 @@ func userNamespace() (bool, error) {
 
 // raisedLimits: without the constructor nothing was raised.
 func raisedLimits() []policy.Rlimit { return nil }
+
+// InUserNamespace: without the constructor, never.
+func InUserNamespace() bool { return false }
+
+// InFakeroot: without the constructor, never.
+func InFakeroot() bool { return false }

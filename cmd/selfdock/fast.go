@@ -111,6 +111,9 @@ func fastFlag(f *sandboxFlags, args []string) (int, bool) {
 	case "--overlay":
 		f.Overlay = true
 		return 1, true
+	case "--fakeroot":
+		f.Fakeroot = true
+		return 1, true
 	case "--seccomp=on", "--seccomp=off":
 		f.Seccomp = strings.TrimPrefix(args[0], "--seccomp=")
 		return 1, true

@@ -16,6 +16,7 @@ type sandboxFlags struct {
 	Unset       []string `short:"E" name:"unset" placeholder:"NAME" help:"Remove NAME from the command's environment. Repeatable."`
 	Net         bool     `help:"Share the host's network (default: a private network with loopback only)."`
 	Hostname    string   `placeholder:"NAME" help:"Host name inside (default: the host's)."`
+	Fakeroot    bool     `help:"Run CMD as root of a user namespace of yours: your uid and gid are 0 inside, your subordinate ids (/etc/subuid, /etc/subgid) 1..N; capabilities only inside it."`
 	Overlay     bool     `help:"Make the root and each --map directory writable; the writes go to a tmpfs that vanishes with the sandbox."`
 	OverlaySize string   `placeholder:"SIZE" help:"Size of --overlay's tmpfs, like 512m (default: half the RAM)."`
 	Seccomp     string   `default:"on" enum:"on,off" help:"The seccomp filter: on (default) or off, if the policy allows it."`

@@ -39,6 +39,15 @@ func sandboxed(c *cli, mode policy.Mode, argv []string) error {
 	if err != nil {
 		return err
 	}
+	if f.Fakeroot && !sandbox.InFakeroot() {
+		// The plan was checked here; the copy started in the user namespace
+		// checks it again and carries it out.
+		status, err := sandbox.LaunchFakeroot(req.Caller)
+		if err != nil {
+			return err
+		}
+		return exitStatus(status)
+	}
 	status, err := sandbox.Run(plan)
 	if err != nil {
 		return err

@@ -1,0 +1,163 @@
+package sandbox
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"os/user"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/selfdock/selfdock/policy"
+	"golang.org/x/sys/unix"
+)
+
+// LaunchFakeroot is the outer half of --fakeroot: it starts this selfdock
+// again, as the caller and with no_new_privs (so the setuid bit gives it
+// nothing), with the same arguments. The copy enters a user and a mount
+// namespace in its constructor and waits; this process maps the ids with
+// newuidmap and newgidmap, run as the caller from outside the namespace
+// (they check /etc/subuid and /etc/subgid, so selfdock never writes a
+// multi-id map itself), then lets the copy build the sandbox, with the
+// caller as root of that namespace, and returns its exit status.
+func LaunchFakeroot(id policy.Identity) (int, error) {
+	runtime.LockOSThread()
+	var toChild, fromChild [2]int
+	if err := unix.Pipe2(toChild[:], unix.O_CLOEXEC); err != nil {
+		return 0, err
+	}
+	if err := unix.Pipe2(fromChild[:], unix.O_CLOEXEC); err != nil {
+		return 0, err
+	}
+	defer unix.Close(toChild[1])
+	defer unix.Close(fromChild[0])
+	env := append(os.Environ(), "SELFDOCK_FAKEROOT_SYNC=3,4")
+	attr := &syscall.ProcAttr{Env: env, Files: []uintptr{0, 1, 2, uintptr(toChild[0]), uintptr(fromChild[1])},
+		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}}
+	if Detect() != Unprivileged {
+		g := make([]uint32, len(id.Groups))
+		copy(g, id.Groups)
+		attr.Sys.Credential = &syscall.Credential{Uid: id.Uid, Gid: id.Gid, Groups: g}
+		// Safe: only this thread, which forks the copy and nothing else.
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return 0, fmt.Errorf("--fakeroot: no_new_privs: %w", err)
+		}
+	}
+	pid, err := syscall.ForkExec("/proc/self/exe", os.Args, attr)
+	unix.Close(toChild[0])
+	unix.Close(fromChild[1])
+	if err != nil {
+		return 0, fmt.Errorf("--fakeroot: start: %w", err)
+	}
+	status := func() int { return waitChild(pid) }
+	b := make([]byte, 1)
+	if n, _ := unix.Read(fromChild[0], b); n != 1 {
+		return status(), nil // it failed before it could ask; it said why
+	}
+	reply := make(chan byte, 1)
+	// newuidmap is setuid: start it from a thread without no_new_privs.
+	go func() { runtime.LockOSThread(); reply <- mapIDs(pid, id) }()
+	unix.Write(toChild[1], []byte{<-reply})
+	return status(), nil
+}
+
+// waitChild waits for pid, passing termination signals on, and returns its
+// exit status as a shell reports it.
+func waitChild(pid int) int {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, forwarded...)
+	go func() {
+		for s := range sigs {
+			unix.Kill(pid, s.(syscall.Signal))
+		}
+	}()
+	var ws unix.WaitStatus
+	for {
+		if _, err := unix.Wait4(pid, &ws, 0, nil); err != unix.EINTR {
+			break
+		}
+	}
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}
+
+// mapIDs maps the caller to 0 and their subordinate ranges to 1..N in
+// pid's user namespace with newuidmap/newgidmap, run as the caller. It
+// returns what the copy must still do: 'm' nothing, 'G' map its own gid,
+// 's' map its own uid and gid.
+func mapIDs(pid int, id policy.Identity) byte {
+	name := strconv.Itoa(int(id.Uid))
+	if u, err := user.LookupId(name); err == nil {
+		name = u.Username
+	}
+	subuid, uerr := subordinate("/etc/subuid", name, id.Uid)
+	subgid, gerr := subordinate("/etc/subgid", name, id.Gid)
+	if uerr != nil || gerr != nil {
+		fmt.Fprintln(os.Stderr, "selfdock: --fakeroot: no subordinate ids for you in /etc/subuid and /etc/subgid: only your own uid and gid are mapped (to 0); files of other ids cannot be made")
+		return 's'
+	}
+	if err := runMap("newuidmap", pid, id.Uid, subuid, id); err != nil {
+		fmt.Fprintf(os.Stderr, "selfdock: --fakeroot: newuidmap: %v: only your own uid and gid are mapped (to 0)\n", err)
+		return 's'
+	}
+	if err := runMap("newgidmap", pid, id.Gid, subgid, id); err != nil {
+		fmt.Fprintf(os.Stderr, "selfdock: --fakeroot: newgidmap: %v: only your own gid is mapped (to 0)\n", err)
+		return 'G'
+	}
+	return 'm'
+}
+
+// subordinate returns "start count" of the first range of name (or uid)
+// in an /etc/subuid-style file.
+func subordinate(file, name string, id uint32) ([2]uint64, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return [2]uint64{}, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		p := strings.Split(strings.TrimSpace(sc.Text()), ":")
+		if len(p) != 3 || (p[0] != name && p[0] != strconv.Itoa(int(id))) {
+			continue
+		}
+		start, err1 := strconv.ParseUint(p[1], 10, 32)
+		count, err2 := strconv.ParseUint(p[2], 10, 32)
+		if err1 == nil && err2 == nil && count > 0 {
+			return [2]uint64{start, count}, nil
+		}
+	}
+	return [2]uint64{}, errors.New("no range")
+}
+
+// runMap runs newuidmap or newgidmap as the caller: 0 is the caller's own
+// id, 1..count their subordinate range.
+func runMap(prog string, pid int, own uint32, r [2]uint64, id policy.Identity) error {
+	path, err := exec.LookPath(prog)
+	if err != nil {
+		for _, p := range []string{"/usr/bin/" + prog, "/bin/" + prog} {
+			if _, e := os.Stat(p); e == nil {
+				path, err = p, nil
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("not installed (Debian package uidmap)")
+		}
+	}
+	cmd := exec.Command(path, strconv.Itoa(pid), "0", strconv.Itoa(int(own)), "1", "1",
+		strconv.FormatUint(r[0], 10), strconv.FormatUint(r[1], 10))
+	if Detect() != Unprivileged {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: id.Uid, Gid: id.Gid, Groups: id.Groups}}
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
