@@ -36,15 +36,21 @@ func (t *tree) imageRoot() (int, string, error) {
 	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return -1, "", fmt.Errorf("image %q: not a regular file", t.plan.Image)
 	}
-	if st.Uid != 0 || st.Mode&0o022 != 0 || !anyUnder(real, t.plan.ImageDirs) {
-		return -1, "", fmt.Errorf("image %q: the kernel mounts only images owned by root, writable by root alone, in a directory of the policy's image_dirs %q; this one (%s, owner %d, mode %04o) is not, and squashfuse is not supported",
-			t.plan.Image, t.plan.ImageDirs, real, st.Uid, st.Mode&0o7777)
-	}
 	off, err := imageOffset(fd)
 	if err != nil {
 		return -1, "", fmt.Errorf("image %q: %w", t.plan.Image, err)
 	}
-	m, err := mountSquashfs(fd, off)
+	var m int
+	if st.Uid != 0 || st.Mode&0o022 != 0 || !anyUnder(real, t.plan.ImageDirs) {
+		// Not for the kernel's squashfs driver: squashfuse, as the caller.
+		if why := fuseUsable(); why != "" {
+			return -1, "", fmt.Errorf("image %q: the kernel mounts only images owned by root, writable by root alone, in a directory of the policy's image_dirs %q, and this one (%s, owner %d, mode %04o) is not; squashfuse cannot serve it either: %s",
+				t.plan.Image, t.plan.ImageDirs, real, st.Uid, st.Mode&0o7777, why)
+		}
+		m, err = t.fuseRoot(fd, off)
+	} else {
+		m, err = mountSquashfs(fd, off)
+	}
 	if err != nil {
 		return -1, "", fmt.Errorf("image %q: %w", t.plan.Image, err)
 	}

@@ -39,6 +39,7 @@ type tree struct {
 	procCopy int             // user namespace only: the current /proc, kept visible under the new one
 	upper    int             // --overlay: the tmpfs holding the upper layers
 	overlays map[uint64]bool // --overlay: the overlay mounts, where destinations may be created
+	fusePid  int             // squashfuse serving the root, if any
 	// restoreFsuid: dest() created a destination in an overlay as root.
 	restoreFsuid bool
 }

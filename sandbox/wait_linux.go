@@ -63,6 +63,7 @@ func (s *sandbox) wait(pid int) int {
 		}
 	}
 	Trace("exited")
+	s.t.stopSquashfuse()
 	restoreForeground(fg)
 	switch {
 	case ws.Exited():

@@ -3,8 +3,10 @@ package tests
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // loopsInUse counts the attached loop devices.
@@ -84,4 +86,61 @@ func mustRead(t testing.TB, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestSquashfuse: an image the kernel may not mount is served by squashfuse
+// as the caller, where the caller may open /dev/fuse (the test makes it so
+// for its duration: it is 0600 on these machines), and refused with the
+// reason where not. Nothing is left running.
+func TestSquashfuse(t *testing.T) {
+	h := need(t)
+	if _, err := os.Stat("/usr/bin/squashfuse"); err != nil {
+		skipOrFail(t, "squashfuse is not installed")
+	}
+	st, err := os.Stat("/dev/fuse")
+	if err != nil {
+		skipOrFail(t, "no /dev/fuse")
+	}
+	root := h.busyboxRoot(t)
+	writeFile(t, root+"/marker", "fuse-image", 0o644, &h.user)
+	out := h.dir(t, &h.user, 0o755)
+	wantCode(t, h.sd(t, "pack", root, out+"/img.sqfs"), 0)
+	wantCode(t, h.sd(t, "pack", "--bundle", root, out+"/app"), 0)
+
+	r := h.sd(t, "--image", out+"/img.sqfs", "run", "/bin/busybox", "true")
+	wantRefused(t, r, 124)
+	if !strings.Contains(r.stderr, "/dev/fuse") {
+		t.Errorf("the refusal does not say why:\n%v", r)
+	}
+
+	if err := os.Chmod("/dev/fuse", 0o666); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chmod("/dev/fuse", st.Mode().Perm())
+	wantOut(t, h.sd(t, "--image", out+"/img.sqfs", "run", "/bin/sh", "-c", "/bin/busybox cat /marker; echo; echo $$"), "fuse-image\n1")
+	if r := h.sd(t, "--image", out+"/img.sqfs", "run", "/bin/busybox", "touch", "/x"); r.code == 0 {
+		t.Errorf("a squashfuse root is writable:\n%v", r)
+	}
+	wantOut(t, h.exec(t, opts{}, out+"/app", "/bin/busybox", "cat", "/marker"), "fuse-image")
+	time.Sleep(100 * time.Millisecond)
+	if left := processesNamed("squashfuse", h.user.uid); len(left) > 0 {
+		t.Errorf("squashfuse left behind (running or a zombie): %v", left)
+	}
+}
+
+// processesNamed lists the processes of uid whose name is name, zombies too.
+func processesNamed(name string, uid int) []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/status")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		if strings.Contains(s, "Name:\t"+name+"\n") && strings.Contains(s, "\nUid:\t"+strconv.Itoa(uid)+"\t") {
+			out = append(out, e.Name())
+		}
+	}
+	return out
 }
