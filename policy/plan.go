@@ -67,6 +67,9 @@ type Plan struct {
 	// root alone and in one of ImageDirs.
 	Image     string
 	ImageDirs []string
+	// Embedded, when set, is the image this self-contained executable
+	// carries, the root instead of Rootfs.
+	Embedded *Embedded
 	// Mounts are applied in order after the root is in place.
 	Mounts []Mount
 	// ShareNet keeps the host's network namespace; otherwise a private one

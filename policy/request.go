@@ -14,6 +14,7 @@ type Request struct {
 	Mode        Mode
 	Rootfs      string
 	Image       string // a squashfs image (unsafePath) as the root
+	Embedded    *Embedded
 	Dir         string // -C; "" means the caller's cwd, falling back to "/"
 	Maps        [][2]string
 	Vols        [][2]string
@@ -59,6 +60,9 @@ func (p *Policy) Plan(r *Request) (*Plan, error) {
 		if pl.OverlaySize, err = parseSize(r.OverlaySize); err != nil {
 			return nil, fmt.Errorf("--overlay-size %q: %w", r.OverlaySize, err)
 		}
+	}
+	if pl.Embedded = r.Embedded; r.Embedded != nil && (r.Rootfs != "" || r.Image != "") {
+		return nil, fmt.Errorf("a self-contained file runs its own image: no --rootfs or --image")
 	}
 	if r.Image != "" {
 		if r.Rootfs != "" {

@@ -22,6 +22,9 @@ var squashfsMagic = []byte("hsqs")
 // kernel's squashfs driver: only one owned by root, writable by root alone,
 // in a directory the root-owned policy lists (image_dirs).
 func (t *tree) imageRoot() (int, string, error) {
+	if t.plan.Embedded != nil {
+		return t.embeddedRoot()
+	}
 	if t.userns {
 		return -1, "", fmt.Errorf("image %q: --image needs the setuid selfdock (the kernel mounts squashfs only with privilege)", t.plan.Image)
 	}
@@ -49,7 +52,7 @@ func (t *tree) imageRoot() (int, string, error) {
 		}
 		m, err = t.fuseRoot(fd, off)
 	} else {
-		m, err = mountSquashfs(fd, off)
+		m, err = mountSquashfs(fd, off, 0)
 	}
 	if err != nil {
 		return -1, "", fmt.Errorf("image %q: %w", t.plan.Image, err)
@@ -91,11 +94,11 @@ func imageOffset(fd int) (uint64, error) {
 // mountSquashfs attaches the image to a free loop device (read-only,
 // cleared automatically when the mount goes away, so nothing is left behind
 // on any error) and mounts it.
-func mountSquashfs(fd int, off uint64) (int, error) {
+func mountSquashfs(fd int, off, limit uint64) (int, error) {
 	// Our own loop device and superblock; no path of the caller's is used.
 	prev, _ := unix.SetfsuidRetUid(0)
 	defer unix.SetfsuidRetUid(prev)
-	dev, name, err := loopAttach(fd, off)
+	dev, name, err := loopAttach(fd, off, limit)
 	if err != nil {
 		return -1, err
 	}
@@ -126,7 +129,7 @@ func mountSquashfs(fd int, off uint64) (int, error) {
 
 // loopAttach configures a free loop device on fd from off, retrying when
 // another process takes the device first.
-func loopAttach(fd int, off uint64) (int, string, error) {
+func loopAttach(fd int, off, limit uint64) (int, string, error) {
 	ctl, err := unix.Open("/dev/loop-control", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, "", fmt.Errorf("loop: %w", err)
@@ -144,6 +147,7 @@ func loopAttach(fd int, off uint64) (int, string, error) {
 		}
 		cfg := unix.LoopConfig{Fd: uint32(fd)}
 		cfg.Info.Offset = off
+		cfg.Info.Sizelimit = limit
 		cfg.Info.Flags = unix.LO_FLAGS_READ_ONLY | unix.LO_FLAGS_AUTOCLEAR
 		// Safe: a free loop device, read-only, on the descriptor we checked.
 		if err := unix.IoctlLoopConfigure(dev, &cfg); err == nil {

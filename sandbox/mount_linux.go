@@ -40,6 +40,7 @@ type tree struct {
 	upper    int             // --overlay: the tmpfs holding the upper layers
 	overlays map[uint64]bool // --overlay: the overlay mounts, where destinations may be created
 	fusePid  int             // squashfuse serving the root, if any
+	root0    bool            // started by the real root
 	// restoreFsuid: dest() created a destination in an overlay as root.
 	restoreFsuid bool
 }
@@ -85,7 +86,7 @@ func (t *tree) prepare() error {
 	var root int
 	var real string
 	var err error
-	if t.plan.Image != "" {
+	if t.plan.Image != "" || t.plan.Embedded != nil {
 		root, real, err = t.imageRoot()
 	} else {
 		root, real, err = cloneUser("rootfs", t.plan.Rootfs, true, t.plan.DenyRootfs)
@@ -94,7 +95,7 @@ func (t *tree) prepare() error {
 		return err
 	}
 	t.root = root
-	if len(t.plan.RootfsDirs) > 0 && t.plan.Image == "" && !anyUnder(real, t.plan.RootfsDirs) {
+	if len(t.plan.RootfsDirs) > 0 && t.plan.Image == "" && t.plan.Embedded == nil && !anyUnder(real, t.plan.RootfsDirs) {
 		return fmt.Errorf("rootfs %q: %s is not in a directory the policy allows", t.plan.Rootfs, real)
 	}
 	set := uint64(unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV)

@@ -83,7 +83,7 @@ func Run(p *policy.Plan) (int, error) {
 	}
 	p.Rlimits = mergeLimits(raisedLimits(), p.Rlimits)
 	Trace("plan")
-	s := &sandbox{plan: p, priv: priv, t: &tree{plan: p, id: id, ours: map[uint64]bool{}, procDir: -1, procCopy: -1, upper: -1, overlays: map[uint64]bool{}, userns: priv == Unprivileged}}
+	s := &sandbox{plan: p, priv: priv, t: &tree{plan: p, id: id, ours: map[uint64]bool{}, procDir: -1, procCopy: -1, upper: -1, overlays: map[uint64]bool{}, userns: priv == Unprivileged, root0: priv == Root}}
 	if err := s.setup(); err != nil {
 		return 0, asError(err)
 	}
@@ -233,6 +233,9 @@ func (s *sandbox) image() error {
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
 	})
 	if errors.Is(err, unix.ENOENT) {
+		if s.plan.Embedded != nil {
+			return s.applyImage(&policy.ImageConfig{})
+		}
 		return nil
 	}
 	if err != nil {
@@ -251,6 +254,18 @@ func (s *sandbox) image() error {
 	c, err := policy.ParseImageConfig(b[:n])
 	if err != nil {
 		return err
+	}
+	return s.applyImage(c)
+}
+
+// applyImage applies the image's config, and over it what a self-contained
+// file recorded (pack --cmd, --env).
+func (s *sandbox) applyImage(c *policy.ImageConfig) error {
+	if e := s.plan.Embedded; e != nil {
+		if len(e.Cmd) > 0 {
+			c.Entrypoint, c.Cmd = nil, e.Cmd
+		}
+		c.Env = append(c.Env, e.Env...)
 	}
 	return s.plan.ApplyImage(c)
 }

@@ -158,6 +158,19 @@ static void fakeroot_enter(const char *sync) {
 	selfdock_fakeroot = 1;
 }
 
+// self_contained reports whether this executable carries an image (selfdock
+// pack --self-contained): its last bytes are a trailer with the magic.
+static int self_contained(void) {
+	char b[12];
+	int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	off_t end = lseek(fd, 0, SEEK_END);
+	int ok = end >= 80 && pread(fd, b, sizeof b, end - 80) == sizeof b && memcmp(b, "selfdock-sc\n", 12) == 0;
+	close(fd);
+	return ok;
+}
+
 // selfdock_enter_userns runs before the Go runtime starts any thread, which
 // unshare(CLONE_NEWUSER) requires. It returns at once when euid is 0: then
 // the process is setuid root (or real root) and its environment and
@@ -173,7 +186,7 @@ __attribute__((constructor)) static void selfdock_enter_userns(int argc, char **
 			fakeroot_enter(*e + 23);
 			return;
 		}
-	if (!wants_sandbox(argc, argv))
+	if (!wants_sandbox(argc, argv) && !self_contained())
 		return;
 	uid_t uid = getuid();
 	gid_t gid = getgid();

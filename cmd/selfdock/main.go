@@ -41,7 +41,21 @@ type cli struct {
 func main() {
 	sandbox.Trace("main")
 	sandbox.Harden()
-	os.Exit(run(bundleArgs(os.Args[1:])))
+	args := os.Args[1:]
+	e, err := sandbox.SelfContained()
+	if err != nil {
+		os.Exit(fail(err))
+	}
+	if e != nil {
+		embedded = e
+		var ok bool
+		if args, ok = selfContainedArgs(args); !ok {
+			os.Exit(0)
+		}
+	} else {
+		args = bundleArgs(args)
+	}
+	os.Exit(run(args))
 }
 
 // run parses args and runs the subcommand; it returns the exit status.

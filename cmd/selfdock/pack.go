@@ -12,9 +12,12 @@ import (
 )
 
 type packCmd struct {
-	Bundle bool   `help:"Make a single executable file: a #! header naming this selfdock, then the image; ./OUT CMD runs CMD in it."`
-	Dir    string `arg:"" name:"DIR" help:"The root file system to pack."`
-	Out    string `arg:"" name:"OUT" help:"The squashfs image (or bundle) to write."`
+	Bundle        bool     `help:"Make a single executable file: a #! header naming this selfdock, then the image; ./OUT CMD runs CMD in it."`
+	SelfContained bool     `help:"Make OUT a copy of this selfdock carrying the image: it runs anywhere, without selfdock installed."`
+	Cmd           []string `placeholder:"ARG" help:"--self-contained: the default command, one --cmd per word (default: the image's)."`
+	SetEnv        []string `name:"set-env" placeholder:"NAME=VALUE" help:"--self-contained: an environment variable of the default run."`
+	Dir           string   `arg:"" name:"DIR" help:"The root file system to pack."`
+	Out           string   `arg:"" name:"OUT" help:"The squashfs image (or bundle) to write."`
 }
 
 // Run packs DIR as the caller (the privilege gate dropped privileges).
@@ -24,6 +27,9 @@ func (p *packCmd) Run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
+	if p.SelfContained {
+		return packSelfContained(ctx, p.Dir, p.Out, p.Cmd, p.SetEnv)
+	}
 	interp := ""
 	if p.Bundle {
 		exe, err := os.Executable()

@@ -26,7 +26,7 @@ func sandboxed(c *cli, mode policy.Mode, argv []string) error {
 	}
 	f := c.sandboxFlags
 	req := &policy.Request{
-		Mode: mode, Rootfs: f.Rootfs, Image: f.Image, Dir: f.Chdir, Maps: f.Map, Vols: f.Vol, Tmpfs: f.Tmpfs,
+		Mode: mode, Rootfs: f.Rootfs, Image: f.Image, Embedded: embedded, Dir: f.Chdir, Maps: f.Map, Vols: f.Vol, Tmpfs: f.Tmpfs,
 		SetEnv: f.Env, Unset: f.Unset, Net: f.Net, Hostname: f.Hostname, Overlay: f.Overlay, OverlaySize: f.OverlaySize, Seccomp: f.Seccomp != "off", Argv: argv,
 		Caller: caller(), Environ: os.Environ(),
 	}
