@@ -192,6 +192,18 @@ def main():
         for name, t in imp.items():
             p(f"| {name} | {ms(t)} | {fmt_ratio(ratio(t, imp.get('tar -x')))} |")
 
+    sc_files = [f for f in (os.path.join(out, "sc-user.json"), os.path.join(out, "sc-root.json"))
+                if os.path.exists(f)]
+    if sc_files:
+        sc = {n: statistics.median(t) for n, t in hyperfine_times(sc_files).items() if t}
+        p("\n## Self-contained file (`pack --self-contained` of a busybox root)\n")
+        p("| run | median |")
+        p("|---|---|")
+        for name, t in sc.items():
+            p(f"| {name} | {ms(t)} |")
+        p("\nAs a user the image is unpacked into a tmpfs at every start (no FUSE here); as root it "
+          "is loop-mounted.\n")
+
     phases = {}
     try:
         with open(os.path.join(out, "phases.txt")) as f:

@@ -222,6 +222,24 @@ else
 fi
 as_user rm -rf "$out/imp-trial" "$out/imp" "$out/tarx"
 
+# --- self-contained file --------------------------------------------------------------------------
+# OUT (pack --self-contained) of a busybox root: as the user (unpacked into a tmpfs, or squashfuse
+# where FUSE is usable) and as root (loop-mounted).
+if [ -x /bin/busybox ]; then
+	say "self-contained file"
+	sc=$dir/sc
+	mkdir -p "$sc/root/bin" "$sc/root/proc" "$sc/root/dev" "$sc/root/tmp"
+	cp /bin/busybox "$sc/root/bin/"
+	chmod -R a+rX "$sc"
+	"$sd" pack --self-contained "$sc/root" "$sc/OUT" && chmod 755 "$sc/OUT" || true
+	if [ -x "$sc/OUT" ]; then
+		as_user hyperfine -N --style basic --warmup 3 --runs 30 --export-json "$out/sc-user.json" \
+			-n "OUT as a user" "$sc/OUT /bin/busybox true" || true
+		hyperfine -N --style basic --warmup 3 --runs 30 --export-json "$out/sc-root.json" \
+			-n "OUT as root" "$sc/OUT /bin/busybox true" || true
+	fi
+fi
+
 # --- phases ------------------------------------------------------------------------------------
 # 30 runs of the tracing build; each prints "trace PHASE Nµs" (since its package init) on stderr.
 : >"$out/phases.txt"
