@@ -35,6 +35,10 @@ type file struct {
 	AllowNesting    *bool             `toml:"allow_nesting"`
 	AllowSeccompOff *bool             `toml:"allow_seccomp_off"`
 	Rlimits         map[string]string `toml:"rlimits"`
+	Cgroup          struct {
+		Memory string `toml:"memory"`
+		Pids   string `toml:"pids"`
+	} `toml:"cgroup"`
 }
 
 // Load reads the policy file at Path; without one, Default applies.
@@ -157,6 +161,17 @@ func Parse(b []byte) (*Policy, error) {
 	if p.Rlimits, err = rlimits(f.Rlimits); err != nil {
 		return nil, err
 	}
+	for _, c := range []struct {
+		v   string
+		dst *uint64
+	}{{f.Cgroup.Memory, &p.CgroupMemory}, {f.Cgroup.Pids, &p.CgroupPids}} {
+		if c.v == "" {
+			continue
+		}
+		if *c.dst, err = parseSize(c.v); err != nil {
+			return nil, fmt.Errorf("cgroup limit %q: %w", c.v, err)
+		}
+	}
 	return p, nil
 }
 
@@ -234,6 +249,10 @@ func (p *Policy) String() string {
 	b.WriteString("[rlimits]\n")
 	for _, r := range p.Rlimits {
 		fmt.Fprintf(&b, "%s = \"%d\"\n", r.Name, r.Cur)
+	}
+	if p.CgroupMemory > 0 || p.CgroupPids > 0 {
+		fmt.Fprintf(&b, "[cgroup]  # applied where the caller has a delegated cgroup v2 subtree\nmemory = \"%d\"\npids = \"%d\"\n",
+			p.CgroupMemory, p.CgroupPids)
 	}
 	return b.String()
 }

@@ -20,6 +20,9 @@ allow_seccomp_off = true
 [rlimits]
 nofile = "1024"
 as = "4g"
+[cgroup]
+memory = "2g"
+pids = "512"
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -35,6 +38,9 @@ as = "4g"
 	}
 	if len(p.Rlimits) != 2 || p.Rlimits[0].Name != "as" || p.Rlimits[0].Cur != 4<<30 || p.Rlimits[1].Cur != 1024 {
 		t.Errorf("rlimits = %+v", p.Rlimits)
+	}
+	if p.CgroupMemory != 2<<30 || p.CgroupPids != 512 {
+		t.Errorf("cgroup = %d, %d", p.CgroupMemory, p.CgroupPids)
 	}
 	if !strings.Contains(p.String(), "allow_build = false") {
 		t.Errorf("String() = %q", p.String())

@@ -94,6 +94,8 @@ type Plan struct {
 	Argv        []string
 	User        Identity
 	Rlimits     []Rlimit
+	// CgroupMemory and CgroupPids: the policy's cgroup v2 limits, 0 for none.
+	CgroupMemory, CgroupPids uint64
 	// DenyMap and DenyRootfs are host directories whose contents may not be
 	// bound; RootfsDirs, when not empty, are the only allowed root file
 	// systems. The sandbox checks them against the resolved paths.

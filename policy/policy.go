@@ -16,13 +16,16 @@ type Policy struct {
 	RootfsDirs []string
 	// ImageDirs are directories whose root-owned images the kernel may
 	// mount for --image (empty: none).
-	ImageDirs       []string
-	Rlimits         []Rlimit
-	Source          string // the file it came from, "" for the defaults
-	AllowBuild      bool
-	AllowNet        bool
-	AllowNesting    bool
-	AllowSeccompOff bool
+	ImageDirs []string
+	Rlimits   []Rlimit
+	// CgroupMemory (bytes) and CgroupPids, when not 0, limit each
+	// instance where the caller has a delegated cgroup v2 subtree.
+	CgroupMemory, CgroupPids uint64
+	Source                   string // the file it came from, "" for the defaults
+	AllowBuild               bool
+	AllowNet                 bool
+	AllowNesting             bool
+	AllowSeccompOff          bool
 }
 
 // Default is the policy without a policy file.

@@ -47,7 +47,7 @@ func (p *Policy) Plan(r *Request) (*Plan, error) {
 	pl := &Plan{
 		Mode: r.Mode, Rootfs: r.Rootfs, ShareNet: r.Net, Seccomp: r.Seccomp,
 		AllowNesting: p.AllowNesting, Env: env, Argv: r.Argv, User: r.Caller,
-		DenyMap: p.DenyMap, DenyRootfs: p.DenyRootfs, RootfsDirs: p.RootfsDirs, Rlimits: p.Rlimits,
+		DenyMap: p.DenyMap, DenyRootfs: p.DenyRootfs, RootfsDirs: p.RootfsDirs, Rlimits: p.Rlimits, CgroupMemory: p.CgroupMemory, CgroupPids: p.CgroupPids,
 		callerEnv: r.Environ, setEnv: r.SetEnv, unset: r.Unset,
 	}
 	if pl.Hostname = r.Hostname; len(pl.Hostname) > 64 || strings.ContainsAny(pl.Hostname, "\x00/ ") {

@@ -84,12 +84,23 @@ func Run(p *policy.Plan) (int, error) {
 	p.Rlimits = mergeLimits(raisedLimits(), p.Rlimits)
 	Trace("plan")
 	s := &sandbox{plan: p, priv: priv, t: &tree{plan: p, id: id, ours: map[uint64]bool{}, procDir: -1, procCopy: -1, upper: -1, overlays: map[uint64]bool{}, userns: priv == Unprivileged, root0: priv == Root}}
+	if p.CgroupMemory > 0 || p.CgroupPids > 0 {
+		// Thread creds are the caller's file access here; a subtree that is
+		// not delegated to the caller leaves the limits out (rlimits stay).
+		cg, err := enterCgroup(p.CgroupMemory, p.CgroupPids)
+		if err != nil && !errors.Is(err, errNotDelegated) {
+			return 0, asError(err)
+		}
+		s.cgroup = cg
+	}
 	if err := s.setup(); err != nil {
+		s.cgroup.leave()
 		return 0, asError(err)
 	}
 	Trace("setup")
 	pid, err := s.start()
 	if err != nil {
+		s.cgroup.leave()
 		return 0, asError(err)
 	}
 	Trace("released")
@@ -128,8 +139,9 @@ func actAs(id identity) error {
 type sandbox struct {
 	plan     *policy.Plan
 	priv     Privilege
-	enter    bool // joining an instance: its /proc is there already
-	fallback bool // no procfs pidns option: a C child mounts /proc
+	enter    bool    // joining an instance: its /proc is there already
+	cgroup   *cgroup // the instance's cgroup leaf, if the policy's limits apply
+	fallback bool    // no procfs pidns option: a C child mounts /proc
 	t        *tree
 	pidfd    int
 	argv0    string

@@ -64,6 +64,7 @@ func (s *sandbox) wait(pid int) int {
 	}
 	Trace("exited")
 	s.t.stopSquashfuse()
+	s.cgroup.leave()
 	restoreForeground(fg)
 	switch {
 	case ws.Exited():
