@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
+	"io"
 
 	"github.com/CalebQ42/squashfs"
 	"github.com/selfdock/selfdock/policy"
@@ -107,8 +107,9 @@ func (t *tree) unpackRoot(fd int, e *policy.Embedded) (int, error) {
 	if err != nil {
 		return -1, fmt.Errorf("tmpfs: %w", err)
 	}
-	f := os.NewFile(uintptr(fd), "self")
-	r, err := squashfs.NewReaderAtOffset(f, int64(e.Off))
+	// Not an *os.File: its finalizer would close fd, which the caller
+	// closes too, and by then the number may belong to another mount.
+	r, err := squashfs.NewReaderAtOffset(preader(fd), int64(e.Off))
 	if err != nil {
 		unix.Close(m)
 		return -1, fmt.Errorf("image: %w", err)
@@ -137,4 +138,18 @@ func elfEnd(fd int) int64 {
 	}
 	shoff, shentsize, shnum := le(h[40:48]), le(h[58:60]), le(h[60:62])
 	return int64(shoff + shentsize*shnum)
+}
+
+// preader reads a descriptor at offsets, without owning it.
+type preader int
+
+func (p preader) ReadAt(b []byte, off int64) (int, error) {
+	n, err := unix.Pread(int(p), b, off)
+	if err == nil && n < len(b) {
+		err = io.EOF
+	}
+	if n < 0 {
+		n = 0
+	}
+	return n, err
 }
