@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/selfdock/selfdock/image"
+	"github.com/selfdock/selfdock/policy"
 	"github.com/selfdock/selfdock/sandbox"
 )
 
@@ -168,5 +170,26 @@ func TestBundleArgs(t *testing.T) {
 		if got := strings.Join(bundleArgs(strings.Fields(tt.in)), " "); got != tt.want {
 			t.Errorf("bundleArgs(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestSidecarFormatsAgree: image writes the sidecar, policy reads it; the
+// two packages may not import each other, so their types must agree here.
+func TestSidecarFormatsAgree(t *testing.T) {
+	if "/"+image.ConfigPath != policy.ImageSidecar || image.MaxConfig != policy.MaxSidecar {
+		t.Fatalf("sidecar path or size: image %q %d, policy %q %d", image.ConfigPath, image.MaxConfig, policy.ImageSidecar, policy.MaxSidecar)
+	}
+	in := image.Config{Entrypoint: []string{"/e"}, Cmd: []string{"c", "d"}, Env: []string{"A=1"}, WorkingDir: "/w", User: "u"}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := policy.ParseImageConfig(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(out.Entrypoint, in.Entrypoint) || !reflect.DeepEqual(out.Cmd, in.Cmd) ||
+		!reflect.DeepEqual(out.Env, in.Env) || out.WorkingDir != in.WorkingDir || out.User != in.User {
+		t.Errorf("policy read %+v from image's %+v", out, in)
 	}
 }
