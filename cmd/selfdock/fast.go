@@ -65,7 +65,7 @@ func fastFlag(f *sandboxFlags, args []string) (int, bool) {
 		return true
 	}
 	switch args[0] {
-	case "-r", "--rootfs", "-C", "--chdir", "-E", "--unset", "--seccomp", "--hostname", "--overlay-size", "--image":
+	case "-r", "--rootfs", "-C", "--chdir", "-E", "--unset", "--seccomp", "--hostname", "--overlay-size", "--image", "--bundle", "--name":
 		if !val(1) {
 			return 0, false
 		}
@@ -82,6 +82,10 @@ func fastFlag(f *sandboxFlags, args []string) (int, bool) {
 			f.OverlaySize = args[1]
 		case "--image":
 			f.Image = args[1]
+		case "--bundle":
+			f.Bundle = args[1]
+		case "--name":
+			f.Name = args[1]
 		default:
 			if args[1] != "on" && args[1] != "off" {
 				return 0, false

@@ -7,6 +7,8 @@ import (
 // sandboxFlags are the options of run and build, selfdock (C) compatible.
 type sandboxFlags struct {
 	Rootfs      string   `short:"r" placeholder:"DIR" help:"Root file system (default /), seen read-only."`
+	Bundle      string   `placeholder:"DIR" help:"Run the OCI runtime bundle in DIR (config.json): its root, process, mounts (Slurm's srun --container)."`
+	Name        string   `placeholder:"NAME" help:"Name the instance (unique among yours), for selfdock ps, state and kill."`
 	Image       string   `placeholder:"FILE" help:"run/build: a squashfs image (or a bundle made by pack --bundle) as the root. import: the NAME:TAG to pick from an archive that holds several."`
 	Chdir       string   `short:"C" placeholder:"DIR" help:"Working directory inside (default: the current one if it exists inside, else /)."`
 	Map         pairs    `short:"m" placeholder:"SRC DST" help:"Bind SRC read-only at DST (recursive). Repeatable; two separate arguments."`

@@ -33,6 +33,8 @@ type cli struct {
 	Pack       packCmd       `cmd:"" help:"Make a squashfs image (or, with --bundle, an executable file) of DIR, as yourself."`
 	Enter      enterCmd      `cmd:"" help:"Run a command inside one of your running instances."`
 	Ps         psCmd         `cmd:"" help:"List your running instances."`
+	State      stateCmd      `cmd:"" help:"Print the OCI state (JSON) of your instance NAME."`
+	Kill       killCmd       `cmd:"" help:"Send a signal to your instance NAME (default TERM)."`
 	Policy     policyCmd     `cmd:"" help:"Administer the policy file."`
 	Completion completionCmd `cmd:"" help:"Print a shell completion script (bash, zsh, fish)."`
 	Man        manCmd        `cmd:"" help:"Print the man page selfdock(1) in roff."`
@@ -151,8 +153,11 @@ func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)
 func fail(err error) int {
 	code := sandbox.CodeFailed
 	var se *sandbox.Error
+	var xe exitStatusErr
 	if errors.As(err, &se) {
 		code = se.Code
+	} else if errors.As(err, &xe) {
+		code = xe.code
 	}
 	msg := strings.ReplaceAll(err.Error(), "\n", " ")
 	fmt.Fprintf(os.Stderr, "selfdock: %s\n", msg)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"strings"
@@ -11,34 +12,44 @@ import (
 	"github.com/selfdock/selfdock/sandbox"
 )
 
+// packCmd is `selfdock pack [--bundle|--self-contained] DIR OUT`. --bundle
+// is the global flag that takes a value (--bundle DIR for run), so here
+// `pack --bundle DIR OUT` reads DIR as that value and OUT as the argument.
 type packCmd struct {
-	Bundle        bool     `help:"Make a single executable file: a #! header naming this selfdock, then the image; ./OUT CMD runs CMD in it."`
 	SelfContained bool     `help:"Make OUT a copy of this selfdock carrying the image: it runs anywhere, without selfdock installed."`
 	Cmd           []string `placeholder:"ARG" help:"--self-contained: the default command, one --cmd per word (default: the image's)."`
 	SetEnv        []string `name:"set-env" placeholder:"NAME=VALUE" help:"--self-contained: an environment variable of the default run."`
-	Dir           string   `arg:"" name:"DIR" help:"The root file system to pack."`
-	Out           string   `arg:"" name:"OUT" help:"The squashfs image (or bundle) to write."`
+	Args          []string `arg:"" name:"DIR OUT" help:"The root file system to pack and the file to write. With --bundle DIR OUT: a single executable file (a #! header naming this selfdock, then the image; ./OUT CMD runs CMD in it)."`
 }
 
 // Run packs DIR as the caller (the privilege gate dropped privileges).
-func (p *packCmd) Run() error {
+func (p *packCmd) Run(g *cli) error {
 	if err := sandbox.DropPrivileges(); err != nil {
 		return err
 	}
+	bundle := g.Bundle != ""
+	args := p.Args
+	if bundle {
+		args = append([]string{g.Bundle}, args...)
+	}
+	if len(args) != 2 {
+		return fmt.Errorf("pack: give DIR and OUT (pack [--bundle|--self-contained] DIR OUT)")
+	}
+	dir, out := args[0], args[1]
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	if p.SelfContained {
-		return packSelfContained(ctx, p.Dir, p.Out, p.Cmd, p.SetEnv)
+		return packSelfContained(ctx, dir, out, p.Cmd, p.SetEnv)
 	}
 	interp := ""
-	if p.Bundle {
+	if bundle {
 		exe, err := os.Executable()
 		if err != nil {
 			return err
 		}
 		interp = exe
 	}
-	return image.Pack(ctx, p.Dir, p.Out, interp)
+	return image.Pack(ctx, dir, out, interp)
 }
 
 // bundleArgs turns `selfdock BUNDLE ARG...`, as the kernel runs a bundle's

@@ -19,13 +19,20 @@ func (psCmd) Run() error {
 		return err
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(w, "PID\tAGE\tROOTFS\tCOMMAND")
+	fmt.Fprintln(w, "PID\tNAME\tAGE\tROOTFS\tCOMMAND")
 	for _, in := range list {
-		rootfs := "/"
-		if c, _, ok := fastParse(tail(in.Selfdock)); ok && c.Rootfs != "" {
-			rootfs = c.Rootfs
+		rootfs, name := "/", "-"
+		if c, _, ok := fastParse(tail(in.Selfdock)); ok {
+			if c.Rootfs != "" {
+				rootfs = c.Rootfs
+			} else if c.Bundle != "" {
+				rootfs = c.Bundle + " (bundle)"
+			}
+			if c.Name != "" {
+				name = c.Name
+			}
 		}
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s\n", in.PID, in.Age.Round(time.Second), rootfs, strings.Join(in.Args, " "))
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\n", in.PID, name, in.Age.Round(time.Second), rootfs, strings.Join(in.Args, " "))
 	}
 	return w.Flush()
 }

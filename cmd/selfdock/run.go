@@ -31,6 +31,11 @@ func sandboxed(c *cli, mode policy.Mode, argv []string) error {
 		Caller: caller(), Environ: os.Environ(),
 	}
 	req.Cwd, _ = os.Getwd()
+	if f.Bundle != "" {
+		if err := fromBundle(req, f.Bundle); err != nil {
+			return err
+		}
+	}
 	pol, err := loadPolicy()
 	if err != nil {
 		return err
@@ -47,6 +52,11 @@ func sandboxed(c *cli, mode policy.Mode, argv []string) error {
 			return err
 		}
 		return exitStatus(status)
+	}
+	if f.Name != "" && !sandbox.InFakeroot() {
+		if err := holdName(req.Caller.Uid, f.Name); err != nil {
+			return err
+		}
 	}
 	status, err := sandbox.Run(plan)
 	if err != nil {

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/selfdock/selfdock/oci"
+	"github.com/selfdock/selfdock/policy"
+	"github.com/selfdock/selfdock/sandbox"
+)
+
+// fromBundle fills the request from an OCI bundle's config.json, read with
+// the caller's rights. A command given on the command line wins over
+// process.args; process.env replaces the environment.
+func fromBundle(req *policy.Request, dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	b, err := sandbox.ReadAsCaller(req.Caller, filepath.Join(abs, "config.json"), 1<<20)
+	if err != nil {
+		return fmt.Errorf("bundle %q: %w", dir, err)
+	}
+	bu, err := oci.Parse(b, abs, req.Caller.Uid, req.Caller.Gid)
+	if err != nil {
+		return err
+	}
+	if len(bu.Warnings) > 0 {
+		fmt.Fprintf(os.Stderr, "selfdock: bundle %q: ignored: %s\n", dir, strings.Join(bu.Warnings, ", "))
+	}
+	if req.Rootfs != "" || req.Image != "" {
+		return fmt.Errorf("--bundle gives the root: no --rootfs or --image")
+	}
+	req.Rootfs = bu.Root
+	if !bu.Readonly {
+		req.Mode = policy.Build
+	}
+	if len(req.Argv) == 0 {
+		req.Argv = bu.Args
+	}
+	req.Environ = bu.Env
+	if req.Dir == "" {
+		req.Dir = bu.Cwd
+	}
+	if req.Hostname == "" {
+		req.Hostname = bu.Hostname
+	}
+	for _, m := range bu.Binds {
+		if m.ReadOnly {
+			req.Maps = append(req.Maps, [2]string{m.Source, m.Dest})
+		} else {
+			req.Vols = append(req.Vols, [2]string{m.Source, m.Dest})
+		}
+	}
+	for _, t := range bu.Tmpfs {
+		req.Tmpfs = append(req.Tmpfs, [2]string{t.Options, t.Dest})
+	}
+	return nil
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// holdName reserves the instance's name for the life of this process.
+func holdName(uid uint32, name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("--name %q: letters, digits, '.', '_' and '-', at most 64", name)
+	}
+	taken, err := sandbox.HoldName(uid, name)
+	if err != nil {
+		return err
+	}
+	if taken {
+		return fmt.Errorf("--name %q: you have a running instance of that name", name)
+	}
+	return nil
+}
+
+// instanceNamed finds the caller's running instance called name.
+func instanceNamed(name string) (*sandbox.Instance, error) {
+	list, err := sandbox.Instances(os.Getuid())
+	if err != nil {
+		return nil, err
+	}
+	for i := range list {
+		if c, _, ok := fastParse(tail(list[i].Selfdock)); ok && c.Name == name {
+			return &list[i], nil
+		}
+	}
+	return nil, nil
+}
+
+type stateCmd struct {
+	Name string `arg:"" help:"The instance's --name."`
+}
+
+// Run prints the OCI state of the instance (runtime-spec's state.json).
+func (s *stateCmd) Run() error {
+	in, err := instanceNamed(s.Name)
+	if err != nil {
+		return err
+	}
+	st := map[string]any{"ociVersion": "1.0.2", "id": s.Name, "status": "running"}
+	switch {
+	case in != nil:
+		st["pid"] = in.PID
+		if c, _, ok := fastParse(tail(in.Selfdock)); ok && c.Bundle != "" {
+			st["bundle"] = c.Bundle
+		}
+	case sandbox.NameHeld(uint32(os.Getuid()), s.Name):
+		st["status"] = "creating"
+	default:
+		return exitWith(1, fmt.Errorf("state %q: no running instance of yours has that name", s.Name))
+	}
+	return json.NewEncoder(os.Stdout).Encode(st)
+}
+
+type killCmd struct {
+	Name   string `arg:"" help:"The instance's --name."`
+	Signal string `arg:"" optional:"" default:"TERM" help:"TERM (default), KILL, INT, HUP, QUIT or a number."`
+}
+
+// Run signals the instance's selfdock, which passes the signal on as it
+// does for any signal it gets (KILL ends the instance at once).
+func (k *killCmd) Run() error {
+	sig, err := signalNamed(k.Signal)
+	if err != nil {
+		return err
+	}
+	in, err := instanceNamed(k.Name)
+	if err != nil {
+		return err
+	}
+	if in == nil {
+		return exitWith(1, fmt.Errorf("kill %q: no running instance of yours has that name", k.Name))
+	}
+	if err := syscall.Kill(in.Monitor, sig); err != nil {
+		return fmt.Errorf("kill %q: %w", k.Name, err)
+	}
+	return nil
+}
+
+func signalNamed(s string) (syscall.Signal, error) {
+	names := map[string]syscall.Signal{"TERM": syscall.SIGTERM, "KILL": syscall.SIGKILL, "INT": syscall.SIGINT,
+		"HUP": syscall.SIGHUP, "QUIT": syscall.SIGQUIT, "USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2}
+	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
+		return syscall.Signal(n), nil
+	}
+	if sig, ok := names[strings.TrimPrefix(strings.ToUpper(s), "SIG")]; ok {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("signal %q: unknown", s)
+}
+
+// exitStatusErr is an error with its own exit status.
+type exitStatusErr struct {
+	code int
+	err  error
+}
+
+func (e exitStatusErr) Error() string { return e.err.Error() }
+
+func exitWith(code int, err error) error { return exitStatusErr{code, err} }
