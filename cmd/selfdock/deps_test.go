@@ -15,6 +15,7 @@ import (
 // import libseccomp: selfdock embeds the programs it generated.
 var allowedDeps = map[string][]string{
 	"policy":               {"github.com/BurntSushi/toml"},
+	"oci":                  {},
 	"sandbox":              {"golang.org/x/sys/", "github.com/syndtr/gocapability/", "github.com/CalebQ42/squashfs", "policy"},
 	"sandbox/seccompbuild": {"golang.org/x/sys/", "github.com/seccomp/libseccomp-golang"},
 	"image":                {"golang.org/x/sys/", "github.com/google/go-containerregistry/", "github.com/vbauerster/mpb/", "github.com/klauspost/compress/", "github.com/ulikunitz/xz"},
