@@ -204,6 +204,16 @@ def main():
         p("\nAs a user the image is unpacked into a tmpfs at every start (no FUSE here); as root it "
           "is loop-mounted.\n")
 
+    try:
+        with open(os.path.join(out, "slurm.txt")) as f:
+            slurm = f.read().strip()
+    except FileNotFoundError:
+        slurm = ""
+    if slurm:
+        p("\n## Slurm\n")
+        p(f"One step on the single-node cluster of tests/slurm_test.go: {slurm} "
+          "(one run each, wall time as the user sees it).\n")
+
     phases = {}
     try:
         with open(os.path.join(out, "phases.txt")) as f:

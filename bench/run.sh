@@ -240,6 +240,12 @@ if [ -x /bin/busybox ]; then
 	fi
 fi
 
+# --- Slurm -------------------------------------------------------------------------------------
+# One `srun --container` step of true against a plain `srun true`, on the single-node cluster of
+# tests/slurm_test.go (it installs Slurm when missing and stops its daemons when done).
+say "Slurm: srun --container true against srun true"
+(cd "$root" && go test -count=1 -run 'TestSlurm$' -v ./tests/ 2>&1) | grep -o 'srun true: .*' >"$out/slurm.txt" || true
+
 # --- phases ------------------------------------------------------------------------------------
 # 30 runs of the tracing build; each prints "trace PHASE Nµs" (since its package init) on stderr.
 : >"$out/phases.txt"
