@@ -7,6 +7,7 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -54,9 +55,13 @@ func drain(r io.Reader) error {
 	return err
 }
 
+// Compiled on first use: every selfdock start (run's hot path included)
+// would otherwise pay for them in package initialisation.
 var (
-	blobName   = regexp.MustCompile(`^blobs/([a-z0-9]+)/([0-9a-f]+)$`)
-	configName = regexp.MustCompile(`^(?:sha256:)?([0-9a-f]{64})(?:\.json)?$`)
+	blobName   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^blobs/([a-z0-9]+)/([0-9a-f]+)$`) })
+	configName = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(?:sha256:)?([0-9a-f]{64})(?:\.json)?$`)
+	})
 )
 
 // nameDigest is the digest that a docker save archive's file name states
@@ -67,12 +72,12 @@ var (
 // those layers are checked against the config's diff_ids only.
 func nameDigest(name string, config bool) v1.Hash {
 	name = archiveName(name)
-	if m := blobName.FindStringSubmatch(name); m != nil {
+	if m := blobName().FindStringSubmatch(name); m != nil {
 		if h, err := v1.NewHash(m[1] + ":" + m[2]); err == nil {
 			return h
 		}
 	}
-	if m := configName.FindStringSubmatch(name); config && m != nil && (strings.Contains(name, ":") || strings.HasSuffix(name, ".json")) {
+	if m := configName().FindStringSubmatch(name); config && m != nil && (strings.Contains(name, ":") || strings.HasSuffix(name, ".json")) {
 		if h, err := v1.NewHash("sha256:" + m[1]); err == nil {
 			return h
 		}

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/selfdock/selfdock/oci"
@@ -64,11 +65,12 @@ func fromBundle(req *policy.Request, dir string) error {
 	return nil
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+// nameRE is compiled on first use, off run's hot path.
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`) })
 
 // holdName reserves the instance's name for the life of this process.
 func holdName(uid uint32, name string) error {
-	if !nameRE.MatchString(name) {
+	if !nameRE().MatchString(name) {
 		return fmt.Errorf("--name %q: letters, digits, '.', '_' and '-', at most 64", name)
 	}
 	taken, err := sandbox.HoldName(uid, name)
