@@ -128,7 +128,7 @@ vmtest: build
 # Every `func FuzzXxx(` in a _test.go file under policy/ and cmd/, each for $(FUZZTIME).
 fuzz: build-deps
 	@set -e; n=0; \
-	for f in $$(grep -rl --include='*_test.go' '^func Fuzz' policy cmd image 2>/dev/null); do \
+	for f in $$(grep -rl --include='*_test.go' '^func Fuzz' policy cmd image oci 2>/dev/null); do \
 		for fn in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$$f"); do \
 			n=$$((n + 1)); \
 			echo "$(GO) test -run='^\$$' -fuzz='^$$fn\$$' -fuzztime=$(FUZZTIME) ./$$(dirname "$$f")"; \
