@@ -28,10 +28,10 @@ type importCmd struct {
 // depends on the order of things in main.) Only the machine's real root
 // keeps owners, setuid bits and device nodes, for boot.
 func (c *importCmd) Run(g *cli) error {
-	if err := sandbox.DropPrivileges(); err != nil {
+	ctx, stop, err := asCaller()
+	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	// --image is the one global option: a squashfs root for run, NAME:TAG here.
 	o := image.Options{Image: g.Image, Preserve: realRoot()}
@@ -66,4 +66,15 @@ func realRoot() bool {
 func isTerminal(f *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
+}
+
+// asCaller drops privileges for good (a no-op when the gate has) and gives
+// a context that ends on Ctrl-C, SIGTERM or SIGHUP, for the subcommands that
+// read hostile files (import, pack) and must clean up when interrupted.
+func asCaller() (context.Context, context.CancelFunc, error) {
+	if err := sandbox.DropPrivileges(); err != nil {
+		return nil, nil, err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	return ctx, stop, nil
 }

@@ -1,15 +1,11 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/selfdock/selfdock/image"
-	"github.com/selfdock/selfdock/sandbox"
 )
 
 // packCmd is `selfdock pack [--bundle|--self-contained] DIR OUT`. --bundle
@@ -24,9 +20,11 @@ type packCmd struct {
 
 // Run packs DIR as the caller (the privilege gate dropped privileges).
 func (p *packCmd) Run(g *cli) error {
-	if err := sandbox.DropPrivileges(); err != nil {
+	ctx, stop, err := asCaller()
+	if err != nil {
 		return err
 	}
+	defer stop()
 	bundle := g.Bundle != ""
 	args := p.Args
 	if bundle {
@@ -36,8 +34,6 @@ func (p *packCmd) Run(g *cli) error {
 		return fmt.Errorf("pack: give DIR and OUT (pack [--bundle|--self-contained] DIR OUT)")
 	}
 	dir, out := args[0], args[1]
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer stop()
 	if p.SelfContained {
 		return packSelfContained(ctx, dir, out, p.Cmd, p.SetEnv)
 	}
