@@ -68,6 +68,7 @@ type identity struct {
 // and credentials differ from the rest of the process from here on.
 func Run(p *policy.Plan) (int, error) {
 	runtime.LockOSThread()
+	sigs := catchSignals()
 	priv := Detect()
 	id := identity{p.User.Uid, p.User.Gid, p.User.Groups}
 	if priv == Unprivileged {
@@ -83,7 +84,7 @@ func Run(p *policy.Plan) (int, error) {
 	}
 	p.Rlimits = mergeLimits(raisedLimits(), p.Rlimits)
 	Trace("plan")
-	s := &sandbox{plan: p, priv: priv, t: &tree{plan: p, id: id, ours: map[uint64]bool{}, procDir: -1, procCopy: -1, upper: -1, overlays: map[uint64]bool{}, userns: priv == Unprivileged, root0: priv == Root}}
+	s := &sandbox{plan: p, priv: priv, sigs: sigs, t: &tree{plan: p, id: id, ours: map[uint64]bool{}, procDir: -1, procCopy: -1, upper: -1, overlays: map[uint64]bool{}, userns: priv == Unprivileged, root0: priv == Root}}
 	if p.CgroupMemory > 0 || p.CgroupPids > 0 {
 		// Thread creds are the caller's file access here; a subtree that is
 		// not delegated to the caller leaves the limits out (rlimits stay).
@@ -139,9 +140,10 @@ func actAs(id identity) error {
 type sandbox struct {
 	plan     *policy.Plan
 	priv     Privilege
-	enter    bool    // joining an instance: its /proc is there already
-	cgroup   *cgroup // the instance's cgroup leaf, if the policy's limits apply
-	fallback bool    // no procfs pidns option: a C child mounts /proc
+	sigs     chan os.Signal // the forwarded signals, caught from the start
+	enter    bool           // joining an instance: its /proc is there already
+	cgroup   *cgroup        // the instance's cgroup leaf, if the policy's limits apply
+	fallback bool           // no procfs pidns option: a C child mounts /proc
 	t        *tree
 	pidfd    int
 	argv0    string

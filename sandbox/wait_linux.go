@@ -19,6 +19,15 @@ const grace = 3 * time.Second
 // forwarded are the signals selfdock passes on to the command.
 var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
 
+// catchSignals starts catching the forwarded signals as early as Run
+// starts: one that comes while the sandbox is set up waits in the channel
+// and is dealt with, as any other, once the command runs.
+func catchSignals() chan os.Signal {
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, forwarded...)
+	return sigs
+}
+
 // wait forwards signals to the command until it exits and returns its exit
 // status as a shell reports it (128+N for a death by signal N).
 //
@@ -33,8 +42,7 @@ func (s *sandbox) wait(pid int) int {
 		killedFor.CompareAndSwap(0, int32(sig))
 		unix.PidfdSendSignal(s.pidfd, unix.SIGKILL, nil, 0)
 	}
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, forwarded...)
+	sigs := s.sigs
 	go func() {
 		for v := range sigs {
 			sig := v.(syscall.Signal)
