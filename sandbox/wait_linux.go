@@ -4,7 +4,6 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -89,23 +88,20 @@ func (s *sandbox) wait(pid int) int {
 // disposition reads whether pid catches, ignores or leaves sig at default.
 // It runs on an ordinary thread, whose /proc is the host's.
 func disposition(pid int, sig syscall.Signal) string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	st, err := status(pid)
 	if err != nil {
 		return "default"
 	}
 	bit := uint64(1) << (uint(sig) - 1)
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, _ := strings.Cut(line, ":")
-		mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-		if err != nil {
-			continue
-		}
-		switch {
-		case k == "SigCgt" && mask&bit != 0:
-			return "caught"
-		case k == "SigIgn" && mask&bit != 0:
-			return "ignored"
-		}
+	has := func(field string) bool {
+		mask, err := strconv.ParseUint(st[field], 16, 64)
+		return err == nil && mask&bit != 0
+	}
+	switch {
+	case has("SigCgt"):
+		return "caught"
+	case has("SigIgn"):
+		return "ignored"
 	}
 	return "default"
 }
