@@ -2,7 +2,6 @@ package image
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 
@@ -69,7 +68,7 @@ func (im *importer) layoutDir(path string) (*Result, error) {
 	defer root.Close()
 	d := dir{root: root}
 	if !isImage(d) {
-		return nil, errors.New("a directory, but neither an OCI image layout nor an unpacked docker save")
+		return im.rootfsDir(path)
 	}
 	return im.image(d)
 }
