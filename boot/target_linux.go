@@ -1,0 +1,148 @@
+package boot
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Target is the process boot replaces: the init of a PID namespace.
+type Target struct {
+	Pid int
+	// RealInit is true when Pid is the machine's own PID 1, the init of the
+	// initial PID namespace: replacing it replaces the running system.
+	RealInit bool
+	Exe      string   // its program, as /proc/PID/exe names it
+	Argv     []string // its command line
+}
+
+// FindTarget checks that pid may be replaced and describes it. The checks
+// only read /proc; nothing here traces or signals the process.
+//   - It must be the init (PID 1) of a PID namespace: every other process of
+//     that namespace is killed afterwards, which only its init may do.
+//   - It must share selfdock's mount namespace: the new root is prepared
+//     there, and the path of selfdock's executable is resolved there.
+//   - The machine's real PID 1 needs allowReal: nothing less than an explicit
+//     flag may replace the running system.
+func FindTarget(pid int, allowReal bool) (*Target, error) {
+	if pid <= 0 {
+		return nil, fmt.Errorf("target %d: not a process id", pid)
+	}
+	if err := ownProc(); err != nil {
+		return nil, err
+	}
+	p := "/proc/" + strconv.Itoa(pid)
+	nspid, err := nsPids(p + "/status")
+	if err != nil {
+		return nil, fmt.Errorf("target %d: %w", pid, err)
+	}
+	if nspid[len(nspid)-1] != 1 {
+		return nil, fmt.Errorf("target %d: not the init (PID 1) of a PID namespace", pid)
+	}
+	// With one NSpid entry the target is in /proc's PID namespace, which is
+	// selfdock's (ownProc): the initial one makes it the machine's init.
+	// Told from files anyone may read, before the checks that need
+	// access to the process.
+	own, err := nsInode("/proc/self/ns/pid")
+	if err != nil {
+		return nil, err
+	}
+	t := &Target{Pid: pid, RealInit: len(nspid) == 1 && own == realInit}
+	if t.RealInit && !allowReal {
+		return nil, fmt.Errorf("target %d is this machine's init: replacing it replaces the running system; "+
+			"say so with --i-know-this-replaces-the-running-system", pid)
+	}
+	if same, err := sameNS(p, "mnt"); err != nil || !same {
+		return nil, fmt.Errorf("target %d: not in selfdock's mount namespace (it could not see the new root)%s", pid, errText(err))
+	}
+	if t.Exe, err = os.Readlink(p + "/exe"); err != nil {
+		return nil, fmt.Errorf("target %d: %w", pid, err)
+	}
+	cmdline, err := os.ReadFile(p + "/cmdline")
+	if err != nil {
+		return nil, fmt.Errorf("target %d: %w", pid, err)
+	}
+	t.Argv = strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+	return t, nil
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return ": " + err.Error()
+}
+
+// ownProc checks that /proc shows selfdock's own PID namespace: the target
+// execs /proc/<selfdock's pid>/exe, which must name selfdock there.
+func ownProc() error {
+	s, err := os.Readlink("/proc/self")
+	if err != nil {
+		return fmt.Errorf("/proc: %w", err)
+	}
+	if s != strconv.Itoa(os.Getpid()) {
+		return errors.New("/proc belongs to another PID namespace than selfdock's: mount a /proc of its own")
+	}
+	return nil
+}
+
+// nsPids reads the NSpid line of a /proc/PID/status file: the process's id
+// in /proc's PID namespace, then in each one below, the last in its own.
+func nsPids(status string) ([]int, error) {
+	b, err := os.ReadFile(status)
+	if err != nil {
+		return nil, err
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		f := strings.Fields(string(line))
+		if len(f) < 2 || f[0] != "NSpid:" {
+			continue
+		}
+		ids := make([]int, len(f)-1)
+		for i, s := range f[1:] {
+			if ids[i], err = strconv.Atoi(s); err != nil {
+				return nil, fmt.Errorf("%s: NSpid: %w", status, err)
+			}
+		}
+		return ids, nil
+	}
+	return nil, fmt.Errorf("%s: no NSpid line", status)
+}
+
+// nsInode is the inode of a namespace file such as /proc/PID/ns/pid. It
+// stats the link's target: no access to the process beyond /proc's own
+// permission check (PTRACE_MODE_READ), which root passes.
+func nsInode(path string) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return st.Ino, nil
+}
+
+// sameNS tells whether the process at /proc/PID p is in selfdock's
+// namespace of the given kind.
+func sameNS(p, kind string) (bool, error) {
+	var a, b unix.Stat_t
+	if err := unix.Stat(p+"/ns/"+kind, &a); err != nil {
+		return false, &os.PathError{Op: "stat", Path: p + "/ns/" + kind, Err: err}
+	}
+	if err := unix.Stat("/proc/self/ns/"+kind, &b); err != nil {
+		return false, &os.PathError{Op: "stat", Path: "/proc/self/ns/" + kind, Err: err}
+	}
+	return a.Dev == b.Dev && a.Ino == b.Ino, nil
+}
+
+// isRealInit tells whether the calling process is the machine's real PID 1.
+// Without /proc it answers no: the safe side, which skips the steps global
+// to the machine and keeps mounts in a namespace of PID 1's own. (selfdock
+// boot needed /proc to find its target, in the same mount namespace.)
+func isRealInit() bool {
+	ino, err := nsInode("/proc/self/ns/pid")
+	return err == nil && os.Getpid() == 1 && ino == realInit
+}
