@@ -5,7 +5,7 @@
 #   make check            Debian packages, gofmt, go vet, staticcheck, every test (as CI runs it)
 #   make test             unit tests only, quick (go test ./...)
 #   make integration      the end-to-end tests in tests/, verbose
-#   make vmtest           the qemu tests in tests/vm, when there are some
+#   sudo make vmtest      the qemu tests in tests/vm: selfdock boot on a VM's PID 1
 #   make fuzz             each Fuzz target under policy/ and cmd/ for $(FUZZTIME)
 #   sudo make bench       bench/run.sh: timings against bubblewrap, writes bench/REPORT.md
 #   make clean            remove build/
@@ -38,7 +38,8 @@ GO_BUILD := CGO_ENABLED=1 $(GO) build -trimpath -tags osusergo,netgo \
 # Debian packages. Build: cgo with libseccomp, linked statically (libc6-dev has libc.a, gcc only
 # recommends it). Check: what the end-to-end tests and the benchmark use on top of that.
 BUILD_DEPS := gcc libc6-dev pkg-config libseccomp-dev
-CHECK_DEPS := $(BUILD_DEPS) gcc-multilib busybox-static bubblewrap hyperfine squashfs-tools squashfs-tools-ng squashfuse uidmap mmdebstrap procps util-linux passwd
+CHECK_DEPS := $(BUILD_DEPS) gcc-multilib busybox-static bubblewrap hyperfine squashfs-tools squashfs-tools-ng squashfuse uidmap mmdebstrap procps util-linux passwd \
+	qemu-system-x86
 
 # apt_ensure PACKAGES: install those not yet installed. dpkg-query keeps the common case (all
 # present) to a few milliseconds; `apt-get update` runs only when something must be installed.
@@ -85,7 +86,7 @@ test: build-deps
 # test that needs root or a capability into a failure.
 # The fuzz targets run for a short, bounded time after the tests.
 check: deps fmt-check vet staticcheck build
-	SELFDOCK_MUST_WORK=1 $(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/tests$$')
+	SELFDOCK_MUST_WORK=1 $(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/tests$$\|/tests/vm$$')
 	@echo "end-to-end suite (alone: it checks that the machine is left as it was):"
 	SELFDOCK_MUST_WORK=1 $(GO) test -count=1 -timeout 20m ./tests/
 	@echo "end-to-end suite again on the ptrace start-up path (procfs pidns, -tags sdptrace):"
@@ -93,6 +94,8 @@ check: deps fmt-check vet staticcheck build
 	@# between Go's fork and the child's PR_SET_PDEATHSIG leaves the child stopped, traced by the
 	@# reaper; SECURITY.md), which is why that path is not the default.
 	SELFDOCK_MUST_WORK=1 SELFDOCK_TEST_TAGS=sdptrace $(GO) test -count=1 -timeout 20m -skip '^TestAttackSignalsDuringSetup$$' ./tests/
+	@echo "boot in qemu (software emulation, a Debian kernel, a busybox initramfs):"
+	SELFDOCK_MUST_WORK=1 $(MAKE) --no-print-directory vmtest
 	$(MAKE) --no-print-directory fuzz FUZZTIME=10s
 
 # gofmt -l lists files whose formatting differs; any listed file fails the check.
@@ -120,13 +123,11 @@ integration: build
 	echo "$(GO) test -count=1 -v -timeout 20m $$pkgs"; \
 	$(GO) test -count=1 -v -timeout 20m $$pkgs
 
+# Needs root: the VM runs `selfdock boot` on its own PID 1 (never this machine's). It installs
+# qemu-system-x86 and downloads Debian's kernel package once (cached in /var/tmp).
 vmtest: build
-	@if [ -d tests/vm ]; then \
-		echo "$(GO) test -count=1 -v -timeout 30m ./tests/vm/..."; \
-		$(GO) test -count=1 -v -timeout 30m ./tests/vm/...; \
-	else \
-		echo "vmtest: no VM tests yet (tests/vm does not exist); nothing was run"; \
-	fi
+	$(call apt_ensure,qemu-system-x86 busybox-static)
+	SELFDOCK_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout 30m ./tests/vm/...
 
 # Every `func FuzzXxx(` in a _test.go file under policy/ and cmd/, each for $(FUZZTIME).
 fuzz: build-deps

@@ -169,3 +169,37 @@ func unwrap(err error) error {
 	}
 	return err
 }
+
+// Release is for the init of a PID namespace, once taken over: when the new
+// PID 1 has moved into a mount namespace of its own (which holds its own
+// copy of the prepared root), selfdock's view of the tmpfs is detached, so
+// that it does not stay mounted in the namespace selfdock ran in. The empty
+// directories stay: removing a directory that is a mount point in another
+// namespace detaches that mount there too, and there it is the new root.
+// Release gives up after a while; it is never used for the real PID 1.
+func Release(pid int) bool {
+	deadline := time.Now().Add(2 * time.Second)
+	for !movedOut(pid) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Safe: the fixed path, in selfdock's own mount namespace only.
+	return unix.Unmount(RootDir, unix.MNT_DETACH) == nil
+}
+
+// movedOut tells whether a thread of pid is in another mount namespace than
+// selfdock's.
+func movedOut(pid int) bool {
+	tasks, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+	if err != nil {
+		return false
+	}
+	for _, t := range tasks {
+		if same, err := sameNS("/proc/"+strconv.Itoa(pid)+"/task/"+t.Name(), "mnt"); err == nil && !same {
+			return true
+		}
+	}
+	return false
+}

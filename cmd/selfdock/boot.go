@@ -68,6 +68,9 @@ func (b *bootCmd) Run() error {
 		return fmt.Errorf("boot: take over PID %d: %w; the old system keeps running", t.Pid, err)
 	}
 	fmt.Fprintf(os.Stderr, "selfdock: boot: PID %d runs selfdock boot-init now\n", t.Pid)
+	if !t.RealInit && !boot.Release(t.Pid) {
+		fmt.Fprintf(os.Stderr, "selfdock: boot: %s stays mounted here: PID %d did not move to a mount namespace of its own in time\n", boot.RootDir, t.Pid)
+	}
 	return nil
 }
 

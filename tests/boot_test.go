@@ -1,0 +1,347 @@
+package tests
+
+import (
+	"bufio"
+	_ "embed"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/selfdock/selfdock/tests/internal/testimage"
+)
+
+// The boot tests never touch this machine's PID 1: each one starts a fake
+// init as PID 1 of a new PID and mount namespace (unshare --pid --mount
+// --fork --mount-proc) and runs selfdock boot inside it (nsenter), which
+// targets that namespace's PID 1. The one test about the real PID 1 runs
+// selfdock in a private mount namespace without CAP_SYS_PTRACE, so that
+// even a broken refusal could neither trace PID 1 nor mount on the host.
+
+//go:embed testdata/fakeinit.c
+var fakeinitC string
+
+// root runs commands as the real root, which boot requires.
+var root = account{name: "root"}
+
+// bootImage is a busybox rootfs tarball with a marker file, made once.
+func (h *harness) bootImage(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(h.fix, "boot-busybox.tar")
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	if err := testimage.Busybox(p, map[string]string{"/etc/boot-marker": "IMAGE-ROOT-OK\n"}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// fakeInit is a fake init running as PID 1 of its own PID and mount
+// namespaces, started by the test (so the test may kill it).
+type fakeInit struct {
+	pid   int    // its pid here, outside
+	child int    // the child it started (sleep 1000), outside
+	inner string // that child's pid inside
+	out   *os.File
+	cmd   *exec.Cmd
+}
+
+func (h *harness) startFakeInit(t *testing.T, mode string) *fakeInit {
+	t.Helper()
+	bin := buildC(filepath.Join(h.fix, "bin"), "fakeinit", fakeinitC)
+	if bin == "" {
+		t.Fatal("cannot build the fake init (gcc)")
+	}
+	out, err := os.CreateTemp(t.TempDir(), "fakeinit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A /run of its own too: a mount namespace has its own mounts, not
+	// its own files, and boot writes under /run.
+	cmd := exec.Command("unshare", "--pid", "--mount", "--fork", "--mount-proc",
+		"sh", "-c", `mount -t tmpfs boot-test-run /run && exec "$0" "$@"`, bin, mode)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeInit{out: out, cmd: cmd}
+	t.Cleanup(f.stop)
+	deadline := time.Now().Add(10 * time.Second)
+	for f.pid == 0 || f.child == 0 || !strings.Contains(f.output(), "fakeinit ready") {
+		if time.Now().After(deadline) {
+			t.Fatalf("fake init did not start: %q", f.output())
+		}
+		time.Sleep(10 * time.Millisecond)
+		f.pid = firstChild(cmd.Process.Pid)
+		if f.pid != 0 {
+			f.child = firstChild(f.pid)
+		}
+	}
+	f.inner = strings.Fields(strings.SplitN(f.output(), "child=", 2)[1])[0]
+	return f
+}
+
+// stop kills the namespace (SIGKILL to its PID 1, which we started).
+func (f *fakeInit) stop() {
+	if f.pid != 0 {
+		_ = syscall.Kill(f.pid, syscall.SIGKILL)
+	}
+	_ = f.cmd.Wait()
+}
+
+func (f *fakeInit) output() string {
+	b, _ := os.ReadFile(f.out.Name())
+	return string(b)
+}
+
+// boot runs selfdock boot args inside the fake init's namespaces, as root.
+func (h *harness) boot(t *testing.T, f *fakeInit, args ...string) res {
+	t.Helper()
+	a := append([]string{"-t", strconv.Itoa(f.pid), "-p", "-m", h.bin, "boot"}, args...)
+	return h.exec(t, opts{as: &root, dir: "/"}, "nsenter", a...)
+}
+
+func firstChild(pid int) int {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(pid) + "/children")
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[0])
+	return n
+}
+
+func procFile(pid int, name string) string {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/" + name)
+	return string(b)
+}
+
+func alive(pid int) bool {
+	return syscall.Kill(pid, 0) == nil && !isZombie([]byte(procFile(pid, "stat")))
+}
+
+// waitFor polls cond for up to d.
+func waitFor(d time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
+}
+
+func lines(s string) []string {
+	var l []string
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		l = append(l, sc.Text())
+	}
+	return l
+}
+
+// TestBootReplacesNamespaceInit: the fake init, blocked in waitid like
+// systemd, becomes selfdock boot-init, which ends every other process of
+// the namespace, switches into the image and runs CMD as PID 1.
+func TestBootReplacesNamespaceInit(t *testing.T) {
+	h := need(t)
+	img := h.bootImage(t)
+	for _, kind := range []string{"tarball", "directory"} {
+		t.Run(kind, func(t *testing.T) {
+			src := img
+			if kind == "directory" {
+				src = filepath.Join(h.fix, "boot-busybox-dir")
+				if _, err := os.Stat(src); err != nil {
+					mkdir(t, src, 0o755, nil)
+					if b, err := exec.Command("tar", "-xf", img, "-C", src).CombinedOutput(); err != nil {
+						t.Fatalf("tar -x: %v %s", err, b)
+					}
+				}
+			}
+			f := h.startFakeInit(t, "")
+			cmd := `cat /etc/boot-marker; echo pid=$$; for p in /proc/[0-9]*; do echo proc=${p#/proc/}; done; ` +
+				`test -e /run/selfdock && echo OLD-RUN-VISIBLE; exec sleep 1000`
+			r := h.boot(t, f, "--yes", "--pid", "1", src, "/bin/sh", "-c", cmd)
+			if !wantCode(t, r, 0) {
+				t.Fatalf("fake init's output: %q", f.output())
+			}
+			// The same process, PID 1 inside, ends up running the image's sleep.
+			if !waitFor(10*time.Second, func() bool { return procFile(f.pid, "cmdline") == "sleep\x001000\x00" }) {
+				t.Fatalf("PID 1 (%d) does not run CMD: cmdline %q; output %q", f.pid, procFile(f.pid, "cmdline"), f.output())
+			}
+			out := f.output()
+			for _, want := range []string{"PID 1 is selfdock boot-init now", "IMAGE-ROOT-OK", "pid=1",
+				"no console switch, no swapoff"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("output lacks %q:\n%s", want, out)
+				}
+			}
+			var procs []string
+			for _, l := range lines(out) {
+				if p, ok := strings.CutPrefix(l, "proc="); ok {
+					procs = append(procs, p)
+				}
+			}
+			if strings.Join(procs, ",") != "1" {
+				t.Errorf("processes left in the namespace %q, want only 1; output:\n%s", procs, out)
+			}
+			if slices.Contains(lines(out), "OLD-RUN-VISIBLE") {
+				t.Errorf("the old /run is visible in the new root:\n%s", out)
+			}
+			if alive(f.child) {
+				t.Errorf("the old system's process %d is still alive", f.child)
+			}
+			if _, err := os.Stat("/run/selfdock/boot"); err == nil {
+				t.Errorf("/run/selfdock/boot appeared on the host")
+			}
+			// The namespace selfdock boot ran in keeps nothing: unshare,
+			// the fake init's parent, is still there.
+			h.noBootLeft(t, f.cmd.Process.Pid, true)
+		})
+	}
+}
+
+// TestBootExecFailsRestores: when the execve injected into PID 1 fails (a
+// fake init whose seccomp filter forbids execve), its registers and memory
+// are put back: it is back in the same system call with the same
+// arguments, stack and program counter, and it goes on reaping; nothing is
+// left mounted. The spinning variant is stopped outside any system call,
+// where a syscall instruction has to be written into its code and removed.
+func TestBootExecFailsRestores(t *testing.T) {
+	h := need(t)
+	img := h.bootImage(t)
+	t.Run("blocked in waitid", func(t *testing.T) {
+		f := h.startFakeInit(t, "deny-exec")
+		before := procFile(f.pid, "syscall")
+		r := h.boot(t, f, "--yes", img, "/bin/true")
+		wantCode(t, r, 124)
+		if !strings.Contains(r.stderr, "execve in the target failed: operation not permitted") ||
+			!strings.Contains(r.stderr, "the old system keeps running") || strings.Count(strings.TrimSpace(r.stderr), "\n") > 1 {
+			t.Errorf("want a clear error, got:\n%v", r)
+		}
+		if after := procFile(f.pid, "syscall"); after != before || !strings.HasPrefix(before, "247 ") {
+			t.Errorf("PID 1 not back where it was: before %q, after %q", before, after)
+		}
+		_ = syscall.Kill(f.child, syscall.SIGTERM)
+		if !waitFor(5*time.Second, func() bool { return strings.Contains(f.output(), "fakeinit reaped "+f.inner) }) {
+			t.Errorf("the fake init no longer reaps: %q", f.output())
+		}
+		h.noBootLeft(t, f.pid, false)
+	})
+	t.Run("spinning in user space", func(t *testing.T) {
+		f := h.startFakeInit(t, "deny-exec-spin")
+		if !waitFor(5*time.Second, func() bool { return strings.Contains(f.output(), "spinning") }) {
+			t.Fatalf("not spinning: %q", f.output())
+		}
+		r := h.boot(t, f, "--yes", img, "/bin/true")
+		wantCode(t, r, 124)
+		_ = syscall.Kill(f.pid, syscall.SIGUSR1)
+		if !waitFor(5*time.Second, func() bool { return strings.Contains(f.output(), "spin ended") }) {
+			t.Errorf("the fake init's loop is broken after the restore: %q", f.output())
+		}
+		_ = syscall.Kill(f.child, syscall.SIGTERM)
+		if !waitFor(5*time.Second, func() bool { return strings.Contains(f.output(), "fakeinit reaped "+f.inner) }) {
+			t.Errorf("the fake init no longer reaps: %q", f.output())
+		}
+	})
+}
+
+// noBootLeft checks that no prepared root stays mounted in the mount
+// namespace of pid, and, unless dirsStay, nothing under /run/selfdock. (After
+// a successful boot of a namespace's init, the empty directories stay: see
+// boot.Release.)
+func (h *harness) noBootLeft(t *testing.T, pid int, dirsStay bool) {
+	t.Helper()
+	if mi := procFile(pid, "mountinfo"); mi == "" || strings.Contains(mi, "selfdock-boot") {
+		t.Errorf("a prepared root stays mounted in the namespace of %d:\n%s", pid, mi)
+	}
+	var left []string
+	base := "/proc/" + strconv.Itoa(pid) + "/root"
+	_ = filepath.WalkDir(base+"/run/selfdock", func(p string, _ fs.DirEntry, err error) error {
+		if err == nil {
+			left = append(left, strings.TrimPrefix(p, base))
+		}
+		return nil
+	})
+	want := ""
+	if dirsStay {
+		want = "/run/selfdock /run/selfdock/boot /run/selfdock/boot/root"
+	}
+	if got := strings.Join(left, " "); got != want && got != "" {
+		t.Errorf("boot left files behind: %s", got)
+	}
+}
+
+// TestBootDryRunAndRefusals: --dry-run prepares and removes the new root
+// without touching PID 1; an image larger than the RAM, a missing CMD, a
+// missing image and a target that is no init are refused with one line
+// and exit 124, leaving nothing behind.
+func TestBootDryRunAndRefusals(t *testing.T) {
+	h := need(t)
+	img := h.bootImage(t)
+	f := h.startFakeInit(t, "")
+	before := procFile(f.pid, "syscall")
+	r := h.boot(t, f, "--dry-run", img, "/bin/sh")
+	wantCode(t, r, 0)
+	if !strings.Contains(r.stderr, "dry run: nothing was replaced") {
+		t.Errorf("dry run does not say so:\n%v", r)
+	}
+	huge := filepath.Join(h.fix, "huge.tar")
+	if err := os.WriteFile(huge, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(huge, 1<<40); err != nil { // sparse: 1 TiB that takes no disk
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--yes", huge}, "MiB are available"},
+		{[]string{"--yes", img, "/no/such/cmd"}, `command "/no/such/cmd" in the image`},
+		{[]string{"--yes", img, "nosuchcmd"}, `command "nosuchcmd": not found in the image's PATH`},
+		{[]string{"--yes", filepath.Join(h.fix, "no-such-image")}, "no such file"},
+		{[]string{"--yes", "--pid", f.inner, img}, "not the init (PID 1) of a PID namespace"},
+	} {
+		r := h.boot(t, f, tc.args...)
+		if wantCode(t, r, 124) && (!strings.Contains(r.stderr, tc.want) || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0) {
+			t.Errorf("want one line with %q, got:\n%v", tc.want, r)
+		}
+	}
+	if after := procFile(f.pid, "syscall"); after != before {
+		t.Errorf("PID 1 was disturbed: %q then %q", before, after)
+	}
+	h.noBootLeft(t, f.pid, false)
+}
+
+// TestBootRefusesUsersAndRealInit: the setuid bit never allows boot or
+// boot-init; root is refused this machine's real PID 1 without the
+// explicit flag. That last run is made harmless twice over: a private
+// mount namespace, and no CAP_SYS_PTRACE (without it root cannot trace a
+// PID 1 that has every capability).
+func TestBootRefusesUsersAndRealInit(t *testing.T) {
+	h := need(t)
+	img := h.bootImage(t)
+	for _, args := range [][]string{{"boot", "--dry-run", img}, {"boot", "--yes", img}, {"boot-init", "/run/selfdock/boot/boot.json"}} {
+		r := h.sd(t, args...)
+		if wantCode(t, r, 124) && !strings.Contains(r.stderr, "only the real root") {
+			t.Errorf("want a refusal, got:\n%v", r)
+		}
+	}
+	r := h.exec(t, opts{as: &root, dir: "/"}, "unshare", "--mount", "--propagation", "private",
+		"setpriv", "--bounding-set", "-sys_ptrace", "--inh-caps", "-sys_ptrace", "--",
+		h.bin, "boot", "--yes", img, "/bin/true")
+	if wantCode(t, r, 124) && !strings.Contains(r.stderr, "is this machine's init") {
+		t.Errorf("want the real PID 1 refused, got:\n%v", r)
+	}
+	if _, err := os.Stat("/run/selfdock/boot"); err == nil {
+		t.Errorf("/run/selfdock/boot exists on the host")
+	}
+}
