@@ -91,8 +91,12 @@ func check(m *Meta) error {
 // stays, reaping: exiting would panic the kernel.
 func giveUp(lg *logger, old []string, err error) error {
 	lg.printf("cannot boot: %v; starting the old init again", err)
-	if len(old) > 1 {
-		err = unix.Exec(old[0], old[1:], os.Environ())
+	if len(old) > 0 {
+		argv := old[1:]
+		if len(argv) == 0 {
+			argv = old[:1]
+		}
+		err = unix.Exec(old[0], argv, os.Environ())
 		lg.printf("exec the old init %q: %v", old[0], err)
 	}
 	return hang(lg, isRealInit(), err)

@@ -345,3 +345,82 @@ func TestBootRefusesUsersAndRealInit(t *testing.T) {
 		t.Errorf("/run/selfdock/boot exists on the host")
 	}
 }
+
+// TestBootConfirms: without --yes, boot asks on the terminal and anything
+// but "yes" cancels, with nothing replaced and nothing left; without a
+// terminal it refuses.
+func TestBootConfirms(t *testing.T) {
+	h := need(t)
+	img := h.bootImage(t)
+	f := h.startFakeInit(t, "")
+	before := procFile(f.pid, "syscall")
+	r := h.boot(t, f, img, "/bin/true") // stdin is not a terminal, and there is no controlling one
+	if wantCode(t, r, 124) && !strings.Contains(r.stderr, "confirmation needs a terminal (/dev/tty); add --yes") {
+		t.Errorf("want a refusal without a terminal, got:\n%v", r)
+	}
+	master, slave := openPty(t, nil)
+	if _, err := master.Write([]byte("no\n")); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("nsenter", "-t", strconv.Itoa(f.pid), "-p", "-m", h.bin, "boot", img, "/bin/true")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	err := cmd.Run()
+	slave.Close()
+	out := readAll(master)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 124 {
+		t.Errorf("answering no: %v, want exit 124; terminal:\n%s", err, out)
+	}
+	for _, want := range []string{"Type yes to go on:", "cancelled; nothing was replaced"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("terminal lacks %q:\n%s", want, out)
+		}
+	}
+	if after := procFile(f.pid, "syscall"); after != before {
+		t.Errorf("PID 1 was disturbed: %q then %q", before, after)
+	}
+	h.noBootLeft(t, f.pid, false)
+}
+
+// readAll reads a pty master until the slave side is gone (EIO).
+func readAll(master *os.File) string {
+	var b strings.Builder
+	buf := make([]byte, 4096)
+	_ = master.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		n, err := master.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			return b.String()
+		}
+	}
+}
+
+// TestBootInitGivesUp: a boot-init that cannot go on before the point of
+// no return (here: no metadata) starts the old init again in its place, so
+// that the old system keeps running. The namespace's PID 1 is boot-init
+// from the start here, with the fake init as the one to fall back to.
+func TestBootInitGivesUp(t *testing.T) {
+	h := need(t)
+	bin := buildC(filepath.Join(h.fix, "bin"), "fakeinit", fakeinitC)
+	out, err := os.CreateTemp(t.TempDir(), "giveup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("unshare", "--pid", "--mount", "--fork", "--mount-proc",
+		h.bin, "boot-init", "/run/selfdock/boot/no-such-boot.json", "--", bin)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeInit{out: out, cmd: cmd}
+	t.Cleanup(f.stop)
+	if !waitFor(10*time.Second, func() bool { return strings.Contains(f.output(), "fakeinit ready pid=1") }) {
+		t.Fatalf("the old init did not come back: %q", f.output())
+	}
+	f.pid = firstChild(cmd.Process.Pid)
+	if !strings.Contains(f.output(), "cannot boot: open /run/selfdock/boot/no-such-boot.json") ||
+		!strings.Contains(f.output(), "starting the old init again") {
+		t.Errorf("boot-init did not say why it gave up: %q", f.output())
+	}
+}
