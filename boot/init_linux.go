@@ -8,9 +8,33 @@ import (
 	"runtime"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
+
+// ignored are the signals boot-init ignores, and gives back before exec.
+var ignored = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT,
+	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPIPE, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU}
+
+// execClean execs path with no signal blocked and none ignored: an execve
+// keeps both, and the old init's mask (systemd blocks most signals) and
+// boot-init's own ignores are no business of the next program. (signal.Reset
+// does not undo signal.Ignore for signals the runtime handles, so the
+// default action is set directly; a PID 1 ignores a default-action signal
+// anyway, so there is no window.)
+func execClean(path string, argv, env []string) error {
+	var dfl [4]uint64 // a struct sigaction whose sa_handler is SIG_DFL: all zero
+	for _, s := range ignored {
+		// Safe: this process's own signal disposition.
+		unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(s.(syscall.Signal)), uintptr(unsafe.Pointer(&dfl)), 0, 8, 0, 0)
+	}
+	var none unix.Sigset_t
+	_ = unix.PthreadSigmask(unix.SIG_SETMASK, &none, nil)
+	err := unix.Exec(path, argv, env)
+	signal.Ignore(ignored...)
+	return err
+}
 
 // InitArgs is the argv the target is made to execve: selfdock's
 // boot-init subcommand, the metadata, then how the old init was started,
@@ -36,8 +60,7 @@ func Init(meta string, old []string) error {
 	runtime.LockOSThread()
 	// PID 1 receives only the signals it handles: the Go runtime's default
 	// handlers would make it exit on SIGTERM, ending the system.
-	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT,
-		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPIPE, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU)
+	signal.Ignore(ignored...)
 	lg := newLog(isRealInit())
 	lg.printf("PID 1 is selfdock boot-init now")
 	m, err := readMeta(meta)
@@ -69,7 +92,7 @@ func Init(meta string, old []string) error {
 		lg.printf("chdir %q: %v; staying in /", m.WorkDir, err)
 	}
 	lg.printf("exec %q", m.Argv)
-	err = unix.Exec(m.Path, m.Argv, m.Env)
+	err = execClean(m.Path, m.Argv, m.Env)
 	return emergency(lg, real, fmt.Errorf("exec %q: %w", m.Path, err))
 }
 
@@ -96,7 +119,7 @@ func giveUp(lg *logger, old []string, err error) error {
 		if len(argv) == 0 {
 			argv = old[:1]
 		}
-		err = unix.Exec(old[0], argv, os.Environ())
+		err = execClean(old[0], argv, os.Environ())
 		lg.printf("exec the old init %q: %v", old[0], err)
 	}
 	return hang(lg, isRealInit(), err)
@@ -105,7 +128,7 @@ func giveUp(lg *logger, old []string, err error) error {
 // emergency runs a shell of the new root after the point of no return.
 func emergency(lg *logger, real bool, err error) error {
 	lg.printf("boot failed after the point of no return: %v; trying an emergency shell /bin/sh", err)
-	err = unix.Exec("/bin/sh", []string{"sh"}, []string{defPath})
+	err = execClean("/bin/sh", []string{"sh"}, []string{defPath})
 	lg.printf("exec /bin/sh: %v", err)
 	return hang(lg, real, err)
 }

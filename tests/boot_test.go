@@ -167,7 +167,7 @@ func TestBootReplacesNamespaceInit(t *testing.T) {
 			}
 			f := h.startFakeInit(t, "")
 			cmd := `cat /etc/boot-marker; echo pid=$$; for p in /proc/[0-9]*; do echo proc=${p#/proc/}; done; ` +
-				`test -e /run/selfdock && echo OLD-RUN-VISIBLE; exec sleep 1000`
+				`test -e /run/selfdock && echo OLD-RUN-VISIBLE; grep -E "^Sig(Blk|Ign)" /proc/self/status; exec sleep 1000`
 			r := h.boot(t, f, "--yes", "--pid", "1", src, "/bin/sh", "-c", cmd)
 			if !wantCode(t, r, 0) {
 				t.Fatalf("fake init's output: %q", f.output())
@@ -178,7 +178,7 @@ func TestBootReplacesNamespaceInit(t *testing.T) {
 			}
 			out := f.output()
 			for _, want := range []string{"PID 1 is selfdock boot-init now", "IMAGE-ROOT-OK", "pid=1",
-				"no console switch, no swapoff"} {
+				"no console switch, no swapoff", "SigBlk:\t0000000000000000", "SigIgn:\t0000000000000000"} {
 				if !strings.Contains(out, want) {
 					t.Errorf("output lacks %q:\n%s", want, out)
 				}

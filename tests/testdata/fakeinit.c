@@ -47,8 +47,18 @@ static void spin(void) {
 }
 
 int main(int argc, char **argv) {
+	/* As systemd does, block signals (and ignore one): the new system must
+	 * not inherit either. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGUSR2);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGHUP, SIG_IGN);
 	pid_t c = fork();
 	if (c == 0) {
+		sigprocmask(SIG_UNBLOCK, &set, NULL);
+		signal(SIGHUP, SIG_DFL);
 		execl("/bin/sleep", "sleep", "1000", (char *)0);
 		_exit(127);
 	}
