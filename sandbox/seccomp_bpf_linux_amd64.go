@@ -13,394 +13,473 @@ const seccompBPFLibseccomp = "2.5.4"
 // seccompBPF holds seccompbuild's filters for linux/amd64 as classic BPF,
 // ready for loadSeccompThread. Read-only.
 var seccompBPF = seccompPrograms{
-	// {AllowNesting:true ParentMounts:false}: 104 instructions.
+	// {AllowNesting:true ParentMounts:false}: 126 instructions.
 	allowNesting: []unix.SockFilter{
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000004},   // 0: ld arch
-		{Code: 0x0015, Jt: 0, Jf: 61, K: 0xc000003e},  // 1: jeq 0xc000003e ? 2 : 63 (amd64)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},   // 2: ld nr
-		{Code: 0x0015, Jt: 98, Jf: 0, K: 0x00000067},  // 3: jeq 0x67 ? 102 : 4 (syslog)
-		{Code: 0x0015, Jt: 97, Jf: 0, K: 0x00000086},  // 4: jeq 0x86 ? 102 : 5 (uselib)
-		{Code: 0x0015, Jt: 96, Jf: 0, K: 0x00000099},  // 5: jeq 0x99 ? 102 : 6 (vhangup)
-		{Code: 0x0015, Jt: 95, Jf: 0, K: 0x000000a3},  // 6: jeq 0xa3 ? 102 : 7 (acct)
-		{Code: 0x0015, Jt: 94, Jf: 0, K: 0x000000a4},  // 7: jeq 0xa4 ? 102 : 8 (settimeofday)
-		{Code: 0x0015, Jt: 93, Jf: 0, K: 0x000000a7},  // 8: jeq 0xa7 ? 102 : 9 (swapon)
-		{Code: 0x0015, Jt: 92, Jf: 0, K: 0x000000a8},  // 9: jeq 0xa8 ? 102 : 10 (swapoff)
-		{Code: 0x0015, Jt: 91, Jf: 0, K: 0x000000a9},  // 10: jeq 0xa9 ? 102 : 11 (reboot)
-		{Code: 0x0015, Jt: 90, Jf: 0, K: 0x000000ac},  // 11: jeq 0xac ? 102 : 12 (iopl)
-		{Code: 0x0015, Jt: 89, Jf: 0, K: 0x000000ad},  // 12: jeq 0xad ? 102 : 13 (ioperm)
-		{Code: 0x0015, Jt: 88, Jf: 0, K: 0x000000ae},  // 13: jeq 0xae ? 102 : 14 (create_module)
-		{Code: 0x0015, Jt: 87, Jf: 0, K: 0x000000af},  // 14: jeq 0xaf ? 102 : 15 (init_module)
-		{Code: 0x0015, Jt: 86, Jf: 0, K: 0x000000b0},  // 15: jeq 0xb0 ? 102 : 16 (delete_module)
-		{Code: 0x0015, Jt: 85, Jf: 0, K: 0x000000b1},  // 16: jeq 0xb1 ? 102 : 17 (get_kernel_syms)
-		{Code: 0x0015, Jt: 84, Jf: 0, K: 0x000000b2},  // 17: jeq 0xb2 ? 102 : 18 (query_module)
-		{Code: 0x0015, Jt: 83, Jf: 0, K: 0x000000b3},  // 18: jeq 0xb3 ? 102 : 19 (quotactl)
-		{Code: 0x0015, Jt: 82, Jf: 0, K: 0x000000b4},  // 19: jeq 0xb4 ? 102 : 20 (nfsservctl)
-		{Code: 0x0015, Jt: 81, Jf: 0, K: 0x000000d4},  // 20: jeq 0xd4 ? 102 : 21 (lookup_dcookie)
-		{Code: 0x0015, Jt: 80, Jf: 0, K: 0x000000e3},  // 21: jeq 0xe3 ? 102 : 22 (clock_settime)
-		{Code: 0x0015, Jt: 79, Jf: 0, K: 0x000000f6},  // 22: jeq 0xf6 ? 102 : 23 (kexec_load)
-		{Code: 0x0015, Jt: 78, Jf: 0, K: 0x000000f8},  // 23: jeq 0xf8 ? 102 : 24 (add_key)
-		{Code: 0x0015, Jt: 77, Jf: 0, K: 0x000000f9},  // 24: jeq 0xf9 ? 102 : 25 (request_key)
-		{Code: 0x0015, Jt: 76, Jf: 0, K: 0x000000fa},  // 25: jeq 0xfa ? 102 : 26 (keyctl)
-		{Code: 0x0015, Jt: 75, Jf: 0, K: 0x0000012a},  // 26: jeq 0x12a ? 102 : 27 (perf_event_open)
-		{Code: 0x0015, Jt: 74, Jf: 0, K: 0x00000130},  // 27: jeq 0x130 ? 102 : 28 (open_by_handle_at)
-		{Code: 0x0015, Jt: 73, Jf: 0, K: 0x00000139},  // 28: jeq 0x139 ? 102 : 29 (finit_module)
-		{Code: 0x0015, Jt: 72, Jf: 0, K: 0x00000140},  // 29: jeq 0x140 ? 102 : 30 (kexec_file_load)
-		{Code: 0x0015, Jt: 71, Jf: 0, K: 0x00000141},  // 30: jeq 0x141 ? 102 : 31 (bpf)
-		{Code: 0x0015, Jt: 70, Jf: 0, K: 0x00000143},  // 31: jeq 0x143 ? 102 : 32 (userfaultfd)
-		{Code: 0x0015, Jt: 69, Jf: 0, K: 0x000001bb},  // 32: jeq 0x1bb ? 102 : 33 (quotactl_fd)
-		{Code: 0x0015, Jt: 68, Jf: 0, K: 0x40000067},  // 33: jeq 0x40000067 ? 102 : 34 (syslog)
-		{Code: 0x0015, Jt: 67, Jf: 0, K: 0x40000099},  // 34: jeq 0x40000099 ? 102 : 35 (vhangup)
-		{Code: 0x0015, Jt: 66, Jf: 0, K: 0x400000a3},  // 35: jeq 0x400000a3 ? 102 : 36 (acct)
-		{Code: 0x0015, Jt: 65, Jf: 0, K: 0x400000a4},  // 36: jeq 0x400000a4 ? 102 : 37 (settimeofday)
-		{Code: 0x0015, Jt: 64, Jf: 0, K: 0x400000a7},  // 37: jeq 0x400000a7 ? 102 : 38 (swapon)
-		{Code: 0x0015, Jt: 63, Jf: 0, K: 0x400000a8},  // 38: jeq 0x400000a8 ? 102 : 39 (swapoff)
-		{Code: 0x0015, Jt: 62, Jf: 0, K: 0x400000a9},  // 39: jeq 0x400000a9 ? 102 : 40 (reboot)
-		{Code: 0x0015, Jt: 61, Jf: 0, K: 0x400000ac},  // 40: jeq 0x400000ac ? 102 : 41 (iopl)
-		{Code: 0x0015, Jt: 60, Jf: 0, K: 0x400000ad},  // 41: jeq 0x400000ad ? 102 : 42 (ioperm)
-		{Code: 0x0015, Jt: 59, Jf: 0, K: 0x400000af},  // 42: jeq 0x400000af ? 102 : 43 (init_module)
-		{Code: 0x0015, Jt: 58, Jf: 0, K: 0x400000b0},  // 43: jeq 0x400000b0 ? 102 : 44 (delete_module)
-		{Code: 0x0015, Jt: 57, Jf: 0, K: 0x400000b3},  // 44: jeq 0x400000b3 ? 102 : 45 (quotactl)
-		{Code: 0x0015, Jt: 56, Jf: 0, K: 0x400000d4},  // 45: jeq 0x400000d4 ? 102 : 46 (lookup_dcookie)
-		{Code: 0x0015, Jt: 55, Jf: 0, K: 0x400000e3},  // 46: jeq 0x400000e3 ? 102 : 47 (clock_settime)
-		{Code: 0x0015, Jt: 54, Jf: 0, K: 0x400000f8},  // 47: jeq 0x400000f8 ? 102 : 48 (add_key)
-		{Code: 0x0015, Jt: 53, Jf: 0, K: 0x400000f9},  // 48: jeq 0x400000f9 ? 102 : 49 (request_key)
-		{Code: 0x0015, Jt: 52, Jf: 0, K: 0x400000fa},  // 49: jeq 0x400000fa ? 102 : 50 (keyctl)
-		{Code: 0x0015, Jt: 51, Jf: 0, K: 0x4000012a},  // 50: jeq 0x4000012a ? 102 : 51 (perf_event_open)
-		{Code: 0x0015, Jt: 50, Jf: 0, K: 0x40000130},  // 51: jeq 0x40000130 ? 102 : 52 (open_by_handle_at)
-		{Code: 0x0015, Jt: 49, Jf: 0, K: 0x40000139},  // 52: jeq 0x40000139 ? 102 : 53 (finit_module)
-		{Code: 0x0015, Jt: 48, Jf: 0, K: 0x40000140},  // 53: jeq 0x40000140 ? 102 : 54 (kexec_file_load)
-		{Code: 0x0015, Jt: 47, Jf: 0, K: 0x40000141},  // 54: jeq 0x40000141 ? 102 : 55 (bpf)
-		{Code: 0x0015, Jt: 46, Jf: 0, K: 0x40000143},  // 55: jeq 0x40000143 ? 102 : 56 (userfaultfd)
-		{Code: 0x0015, Jt: 45, Jf: 0, K: 0x400001bb},  // 56: jeq 0x400001bb ? 102 : 57 (quotactl_fd)
-		{Code: 0x0015, Jt: 44, Jf: 0, K: 0x40000210},  // 57: jeq 0x40000210 ? 102 : 58 (kexec_load)
-		{Code: 0x0015, Jt: 39, Jf: 0, K: 0x40000202},  // 58: jeq 0x40000202 ? 98 : 59 (ioctl)
-		{Code: 0x0015, Jt: 0, Jf: 41, K: 0x00000010},  // 59: jeq 0x10 ? 60 : 101 (ioctl)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x0000001c},   // 60: ld args[1].hi
-		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x00000000},   // 61: and #0x0
-		{Code: 0x0015, Jt: 35, Jf: 38, K: 0x00000000}, // 62: jeq 0x0 ? 98 : 101
-		{Code: 0x0015, Jt: 0, Jf: 39, K: 0x40000003},  // 63: jeq 0x40000003 ? 64 : 103 (x86)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},   // 64: ld nr
-		{Code: 0x0015, Jt: 36, Jf: 0, K: 0x00000019},  // 65: jeq 0x19 ? 102 : 66 (stime)
-		{Code: 0x0015, Jt: 35, Jf: 0, K: 0x00000033},  // 66: jeq 0x33 ? 102 : 67 (acct)
-		{Code: 0x0015, Jt: 34, Jf: 0, K: 0x0000004f},  // 67: jeq 0x4f ? 102 : 68 (settimeofday)
-		{Code: 0x0015, Jt: 33, Jf: 0, K: 0x00000056},  // 68: jeq 0x56 ? 102 : 69 (uselib)
-		{Code: 0x0015, Jt: 32, Jf: 0, K: 0x00000057},  // 69: jeq 0x57 ? 102 : 70 (swapon)
-		{Code: 0x0015, Jt: 31, Jf: 0, K: 0x00000058},  // 70: jeq 0x58 ? 102 : 71 (reboot)
-		{Code: 0x0015, Jt: 30, Jf: 0, K: 0x00000065},  // 71: jeq 0x65 ? 102 : 72 (ioperm)
-		{Code: 0x0015, Jt: 29, Jf: 0, K: 0x00000067},  // 72: jeq 0x67 ? 102 : 73 (syslog)
-		{Code: 0x0015, Jt: 28, Jf: 0, K: 0x0000006e},  // 73: jeq 0x6e ? 102 : 74 (iopl)
-		{Code: 0x0015, Jt: 27, Jf: 0, K: 0x0000006f},  // 74: jeq 0x6f ? 102 : 75 (vhangup)
-		{Code: 0x0015, Jt: 26, Jf: 0, K: 0x00000071},  // 75: jeq 0x71 ? 102 : 76 (vm86old)
-		{Code: 0x0015, Jt: 25, Jf: 0, K: 0x00000073},  // 76: jeq 0x73 ? 102 : 77 (swapoff)
-		{Code: 0x0015, Jt: 24, Jf: 0, K: 0x0000007f},  // 77: jeq 0x7f ? 102 : 78 (create_module)
-		{Code: 0x0015, Jt: 23, Jf: 0, K: 0x00000080},  // 78: jeq 0x80 ? 102 : 79 (init_module)
-		{Code: 0x0015, Jt: 22, Jf: 0, K: 0x00000081},  // 79: jeq 0x81 ? 102 : 80 (delete_module)
-		{Code: 0x0015, Jt: 21, Jf: 0, K: 0x00000082},  // 80: jeq 0x82 ? 102 : 81 (get_kernel_syms)
-		{Code: 0x0015, Jt: 20, Jf: 0, K: 0x00000083},  // 81: jeq 0x83 ? 102 : 82 (quotactl)
-		{Code: 0x0015, Jt: 19, Jf: 0, K: 0x000000a6},  // 82: jeq 0xa6 ? 102 : 83 (vm86)
-		{Code: 0x0015, Jt: 18, Jf: 0, K: 0x000000a7},  // 83: jeq 0xa7 ? 102 : 84 (query_module)
-		{Code: 0x0015, Jt: 17, Jf: 0, K: 0x000000a9},  // 84: jeq 0xa9 ? 102 : 85 (nfsservctl)
-		{Code: 0x0015, Jt: 16, Jf: 0, K: 0x000000fd},  // 85: jeq 0xfd ? 102 : 86 (lookup_dcookie)
-		{Code: 0x0015, Jt: 15, Jf: 0, K: 0x00000108},  // 86: jeq 0x108 ? 102 : 87 (clock_settime)
-		{Code: 0x0015, Jt: 14, Jf: 0, K: 0x0000011b},  // 87: jeq 0x11b ? 102 : 88 (kexec_load)
-		{Code: 0x0015, Jt: 13, Jf: 0, K: 0x0000011e},  // 88: jeq 0x11e ? 102 : 89 (add_key)
-		{Code: 0x0015, Jt: 12, Jf: 0, K: 0x0000011f},  // 89: jeq 0x11f ? 102 : 90 (request_key)
-		{Code: 0x0015, Jt: 11, Jf: 0, K: 0x00000120},  // 90: jeq 0x120 ? 102 : 91 (keyctl)
-		{Code: 0x0015, Jt: 10, Jf: 0, K: 0x00000150},  // 91: jeq 0x150 ? 102 : 92 (perf_event_open)
-		{Code: 0x0015, Jt: 9, Jf: 0, K: 0x00000156},   // 92: jeq 0x156 ? 102 : 93 (open_by_handle_at)
-		{Code: 0x0015, Jt: 8, Jf: 0, K: 0x0000015e},   // 93: jeq 0x15e ? 102 : 94 (finit_module)
-		{Code: 0x0015, Jt: 7, Jf: 0, K: 0x00000165},   // 94: jeq 0x165 ? 102 : 95 (bpf)
-		{Code: 0x0015, Jt: 6, Jf: 0, K: 0x00000176},   // 95: jeq 0x176 ? 102 : 96 (userfaultfd)
-		{Code: 0x0015, Jt: 5, Jf: 0, K: 0x000001bb},   // 96: jeq 0x1bb ? 102 : 97 (quotactl_fd)
-		{Code: 0x0015, Jt: 0, Jf: 3, K: 0x00000036},   // 97: jeq 0x36 ? 98 : 101 (ioctl)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000018},   // 98: ld args[1].lo
-		{Code: 0x0015, Jt: 2, Jf: 0, K: 0x0000541c},   // 99: jeq 0x541c ? 102 : 100
-		{Code: 0x0015, Jt: 1, Jf: 0, K: 0x00005412},   // 100: jeq 0x5412 ? 102 : 101
-		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x7fff0000},   // 101: ret ALLOW
-		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x00050001},   // 102: ret ERRNO(EPERM)
-		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x80000000},   // 103: ret KILL_PROCESS
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000004},     // 0: ld arch
+		{Code: 0x0015, Jt: 0, Jf: 75, K: 0xc000003e},    // 1: jeq 0xc000003e ? 2 : 77 (amd64)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},     // 2: ld nr
+		{Code: 0x0025, Jt: 0, Jf: 39, K: 0x0000012a},    // 3: jgt 0x12a ? 4 : 43
+		{Code: 0x0025, Jt: 0, Jf: 19, K: 0x400000af},    // 4: jgt 0x400000af ? 5 : 24
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x4000012a},     // 5: jgt 0x4000012a ? 6 : 15
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x40000141},     // 6: jgt 0x40000141 ? 7 : 11
+		{Code: 0x0015, Jt: 116, Jf: 0, K: 0x40000210},   // 7: jeq 0x40000210 ? 124 : 8 (kexec_load)
+		{Code: 0x0015, Jt: 109, Jf: 0, K: 0x40000202},   // 8: jeq 0x40000202 ? 118 : 9 (ioctl)
+		{Code: 0x0015, Jt: 114, Jf: 0, K: 0x400001bb},   // 9: jeq 0x400001bb ? 124 : 10 (quotactl_fd)
+		{Code: 0x0015, Jt: 113, Jf: 112, K: 0x40000143}, // 10: jeq 0x40000143 ? 124 : 123 (userfaultfd)
+		{Code: 0x0015, Jt: 112, Jf: 0, K: 0x40000141},   // 11: jeq 0x40000141 ? 124 : 12 (bpf)
+		{Code: 0x0015, Jt: 111, Jf: 0, K: 0x40000140},   // 12: jeq 0x40000140 ? 124 : 13 (kexec_file_load)
+		{Code: 0x0015, Jt: 110, Jf: 0, K: 0x40000139},   // 13: jeq 0x40000139 ? 124 : 14 (finit_module)
+		{Code: 0x0015, Jt: 109, Jf: 108, K: 0x40000130}, // 14: jeq 0x40000130 ? 124 : 123 (open_by_handle_at)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x400000e3},     // 15: jgt 0x400000e3 ? 16 : 20
+		{Code: 0x0015, Jt: 107, Jf: 0, K: 0x4000012a},   // 16: jeq 0x4000012a ? 124 : 17 (perf_event_open)
+		{Code: 0x0015, Jt: 106, Jf: 0, K: 0x400000fa},   // 17: jeq 0x400000fa ? 124 : 18 (keyctl)
+		{Code: 0x0015, Jt: 105, Jf: 0, K: 0x400000f9},   // 18: jeq 0x400000f9 ? 124 : 19 (request_key)
+		{Code: 0x0015, Jt: 104, Jf: 103, K: 0x400000f8}, // 19: jeq 0x400000f8 ? 124 : 123 (add_key)
+		{Code: 0x0015, Jt: 103, Jf: 0, K: 0x400000e3},   // 20: jeq 0x400000e3 ? 124 : 21 (clock_settime)
+		{Code: 0x0015, Jt: 102, Jf: 0, K: 0x400000d4},   // 21: jeq 0x400000d4 ? 124 : 22 (lookup_dcookie)
+		{Code: 0x0015, Jt: 101, Jf: 0, K: 0x400000b3},   // 22: jeq 0x400000b3 ? 124 : 23 (quotactl)
+		{Code: 0x0015, Jt: 100, Jf: 99, K: 0x400000b0},  // 23: jeq 0x400000b0 ? 124 : 123 (delete_module)
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x40000099},     // 24: jgt 0x40000099 ? 25 : 34
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x400000a8},     // 25: jgt 0x400000a8 ? 26 : 30
+		{Code: 0x0015, Jt: 97, Jf: 0, K: 0x400000af},    // 26: jeq 0x400000af ? 124 : 27 (init_module)
+		{Code: 0x0015, Jt: 96, Jf: 0, K: 0x400000ad},    // 27: jeq 0x400000ad ? 124 : 28 (ioperm)
+		{Code: 0x0015, Jt: 95, Jf: 0, K: 0x400000ac},    // 28: jeq 0x400000ac ? 124 : 29 (iopl)
+		{Code: 0x0015, Jt: 94, Jf: 93, K: 0x400000a9},   // 29: jeq 0x400000a9 ? 124 : 123 (reboot)
+		{Code: 0x0015, Jt: 93, Jf: 0, K: 0x400000a8},    // 30: jeq 0x400000a8 ? 124 : 31 (swapoff)
+		{Code: 0x0015, Jt: 92, Jf: 0, K: 0x400000a7},    // 31: jeq 0x400000a7 ? 124 : 32 (swapon)
+		{Code: 0x0015, Jt: 91, Jf: 0, K: 0x400000a4},    // 32: jeq 0x400000a4 ? 124 : 33 (settimeofday)
+		{Code: 0x0015, Jt: 90, Jf: 89, K: 0x400000a3},   // 33: jeq 0x400000a3 ? 124 : 123 (acct)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000141},     // 34: jgt 0x141 ? 35 : 39
+		{Code: 0x0015, Jt: 88, Jf: 0, K: 0x40000099},    // 35: jeq 0x40000099 ? 124 : 36 (vhangup)
+		{Code: 0x0015, Jt: 87, Jf: 0, K: 0x40000067},    // 36: jeq 0x40000067 ? 124 : 37 (syslog)
+		{Code: 0x0015, Jt: 86, Jf: 0, K: 0x000001bb},    // 37: jeq 0x1bb ? 124 : 38 (quotactl_fd)
+		{Code: 0x0015, Jt: 85, Jf: 84, K: 0x00000143},   // 38: jeq 0x143 ? 124 : 123 (userfaultfd)
+		{Code: 0x0015, Jt: 84, Jf: 0, K: 0x00000141},    // 39: jeq 0x141 ? 124 : 40 (bpf)
+		{Code: 0x0015, Jt: 83, Jf: 0, K: 0x00000140},    // 40: jeq 0x140 ? 124 : 41 (kexec_file_load)
+		{Code: 0x0015, Jt: 82, Jf: 0, K: 0x00000139},    // 41: jeq 0x139 ? 124 : 42 (finit_module)
+		{Code: 0x0015, Jt: 81, Jf: 80, K: 0x00000130},   // 42: jeq 0x130 ? 124 : 123 (open_by_handle_at)
+		{Code: 0x0025, Jt: 0, Jf: 19, K: 0x000000a9},    // 43: jgt 0xa9 ? 44 : 63
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x000000b3},     // 44: jgt 0xb3 ? 45 : 54
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000000f6},     // 45: jgt 0xf6 ? 46 : 50
+		{Code: 0x0015, Jt: 77, Jf: 0, K: 0x0000012a},    // 46: jeq 0x12a ? 124 : 47 (perf_event_open)
+		{Code: 0x0015, Jt: 76, Jf: 0, K: 0x000000fa},    // 47: jeq 0xfa ? 124 : 48 (keyctl)
+		{Code: 0x0015, Jt: 75, Jf: 0, K: 0x000000f9},    // 48: jeq 0xf9 ? 124 : 49 (request_key)
+		{Code: 0x0015, Jt: 74, Jf: 73, K: 0x000000f8},   // 49: jeq 0xf8 ? 124 : 123 (add_key)
+		{Code: 0x0015, Jt: 73, Jf: 0, K: 0x000000f6},    // 50: jeq 0xf6 ? 124 : 51 (kexec_load)
+		{Code: 0x0015, Jt: 72, Jf: 0, K: 0x000000e3},    // 51: jeq 0xe3 ? 124 : 52 (clock_settime)
+		{Code: 0x0015, Jt: 71, Jf: 0, K: 0x000000d4},    // 52: jeq 0xd4 ? 124 : 53 (lookup_dcookie)
+		{Code: 0x0015, Jt: 70, Jf: 69, K: 0x000000b4},   // 53: jeq 0xb4 ? 124 : 123 (nfsservctl)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000000af},     // 54: jgt 0xaf ? 55 : 59
+		{Code: 0x0015, Jt: 68, Jf: 0, K: 0x000000b3},    // 55: jeq 0xb3 ? 124 : 56 (quotactl)
+		{Code: 0x0015, Jt: 67, Jf: 0, K: 0x000000b2},    // 56: jeq 0xb2 ? 124 : 57 (query_module)
+		{Code: 0x0015, Jt: 66, Jf: 0, K: 0x000000b1},    // 57: jeq 0xb1 ? 124 : 58 (get_kernel_syms)
+		{Code: 0x0015, Jt: 65, Jf: 64, K: 0x000000b0},   // 58: jeq 0xb0 ? 124 : 123 (delete_module)
+		{Code: 0x0015, Jt: 64, Jf: 0, K: 0x000000af},    // 59: jeq 0xaf ? 124 : 60 (init_module)
+		{Code: 0x0015, Jt: 63, Jf: 0, K: 0x000000ae},    // 60: jeq 0xae ? 124 : 61 (create_module)
+		{Code: 0x0015, Jt: 62, Jf: 0, K: 0x000000ad},    // 61: jeq 0xad ? 124 : 62 (ioperm)
+		{Code: 0x0015, Jt: 61, Jf: 60, K: 0x000000ac},   // 62: jeq 0xac ? 124 : 123 (iopl)
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x00000010},     // 63: jgt 0x10 ? 64 : 73
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000000a3},     // 64: jgt 0xa3 ? 65 : 69
+		{Code: 0x0015, Jt: 58, Jf: 0, K: 0x000000a9},    // 65: jeq 0xa9 ? 124 : 66 (reboot)
+		{Code: 0x0015, Jt: 57, Jf: 0, K: 0x000000a8},    // 66: jeq 0xa8 ? 124 : 67 (swapoff)
+		{Code: 0x0015, Jt: 56, Jf: 0, K: 0x000000a7},    // 67: jeq 0xa7 ? 124 : 68 (swapon)
+		{Code: 0x0015, Jt: 55, Jf: 54, K: 0x000000a4},   // 68: jeq 0xa4 ? 124 : 123 (settimeofday)
+		{Code: 0x0015, Jt: 54, Jf: 0, K: 0x000000a3},    // 69: jeq 0xa3 ? 124 : 70 (acct)
+		{Code: 0x0015, Jt: 53, Jf: 0, K: 0x00000099},    // 70: jeq 0x99 ? 124 : 71 (vhangup)
+		{Code: 0x0015, Jt: 52, Jf: 0, K: 0x00000086},    // 71: jeq 0x86 ? 124 : 72 (uselib)
+		{Code: 0x0015, Jt: 51, Jf: 50, K: 0x00000067},   // 72: jeq 0x67 ? 124 : 123 (syslog)
+		{Code: 0x0015, Jt: 0, Jf: 49, K: 0x00000010},    // 73: jeq 0x10 ? 74 : 123 (ioctl)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x0000001c},     // 74: ld args[1].hi
+		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x00000000},     // 75: and #0x0
+		{Code: 0x0015, Jt: 41, Jf: 46, K: 0x00000000},   // 76: jeq 0x0 ? 118 : 123
+		{Code: 0x0015, Jt: 0, Jf: 47, K: 0x40000003},    // 77: jeq 0x40000003 ? 78 : 125 (x86)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},     // 78: ld nr
+		{Code: 0x0025, Jt: 0, Jf: 42, K: 0x00000019},    // 79: jgt 0x19 ? 80 : 122
+		{Code: 0x0025, Jt: 0, Jf: 19, K: 0x00000082},    // 80: jgt 0x82 ? 81 : 100
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x0000011e},     // 81: jgt 0x11e ? 82 : 91
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000156},     // 82: jgt 0x156 ? 83 : 87
+		{Code: 0x0015, Jt: 40, Jf: 0, K: 0x000001bb},    // 83: jeq 0x1bb ? 124 : 84 (quotactl_fd)
+		{Code: 0x0015, Jt: 39, Jf: 0, K: 0x00000176},    // 84: jeq 0x176 ? 124 : 85 (userfaultfd)
+		{Code: 0x0015, Jt: 38, Jf: 0, K: 0x00000165},    // 85: jeq 0x165 ? 124 : 86 (bpf)
+		{Code: 0x0015, Jt: 37, Jf: 36, K: 0x0000015e},   // 86: jeq 0x15e ? 124 : 123 (finit_module)
+		{Code: 0x0015, Jt: 36, Jf: 0, K: 0x00000156},    // 87: jeq 0x156 ? 124 : 88 (open_by_handle_at)
+		{Code: 0x0015, Jt: 35, Jf: 0, K: 0x00000150},    // 88: jeq 0x150 ? 124 : 89 (perf_event_open)
+		{Code: 0x0015, Jt: 34, Jf: 0, K: 0x00000120},    // 89: jeq 0x120 ? 124 : 90 (keyctl)
+		{Code: 0x0015, Jt: 33, Jf: 32, K: 0x0000011f},   // 90: jeq 0x11f ? 124 : 123 (request_key)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000000a9},     // 91: jgt 0xa9 ? 92 : 96
+		{Code: 0x0015, Jt: 31, Jf: 0, K: 0x0000011e},    // 92: jeq 0x11e ? 124 : 93 (add_key)
+		{Code: 0x0015, Jt: 30, Jf: 0, K: 0x0000011b},    // 93: jeq 0x11b ? 124 : 94 (kexec_load)
+		{Code: 0x0015, Jt: 29, Jf: 0, K: 0x00000108},    // 94: jeq 0x108 ? 124 : 95 (clock_settime)
+		{Code: 0x0015, Jt: 28, Jf: 27, K: 0x000000fd},   // 95: jeq 0xfd ? 124 : 123 (lookup_dcookie)
+		{Code: 0x0015, Jt: 27, Jf: 0, K: 0x000000a9},    // 96: jeq 0xa9 ? 124 : 97 (nfsservctl)
+		{Code: 0x0015, Jt: 26, Jf: 0, K: 0x000000a7},    // 97: jeq 0xa7 ? 124 : 98 (query_module)
+		{Code: 0x0015, Jt: 25, Jf: 0, K: 0x000000a6},    // 98: jeq 0xa6 ? 124 : 99 (vm86)
+		{Code: 0x0015, Jt: 24, Jf: 23, K: 0x00000083},   // 99: jeq 0x83 ? 124 : 123 (quotactl)
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x00000067},     // 100: jgt 0x67 ? 101 : 110
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000073},     // 101: jgt 0x73 ? 102 : 106
+		{Code: 0x0015, Jt: 21, Jf: 0, K: 0x00000082},    // 102: jeq 0x82 ? 124 : 103 (get_kernel_syms)
+		{Code: 0x0015, Jt: 20, Jf: 0, K: 0x00000081},    // 103: jeq 0x81 ? 124 : 104 (delete_module)
+		{Code: 0x0015, Jt: 19, Jf: 0, K: 0x00000080},    // 104: jeq 0x80 ? 124 : 105 (init_module)
+		{Code: 0x0015, Jt: 18, Jf: 17, K: 0x0000007f},   // 105: jeq 0x7f ? 124 : 123 (create_module)
+		{Code: 0x0015, Jt: 17, Jf: 0, K: 0x00000073},    // 106: jeq 0x73 ? 124 : 107 (swapoff)
+		{Code: 0x0015, Jt: 16, Jf: 0, K: 0x00000071},    // 107: jeq 0x71 ? 124 : 108 (vm86old)
+		{Code: 0x0015, Jt: 15, Jf: 0, K: 0x0000006f},    // 108: jeq 0x6f ? 124 : 109 (vhangup)
+		{Code: 0x0015, Jt: 14, Jf: 13, K: 0x0000006e},   // 109: jeq 0x6e ? 124 : 123 (iopl)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000056},     // 110: jgt 0x56 ? 111 : 115
+		{Code: 0x0015, Jt: 12, Jf: 0, K: 0x00000067},    // 111: jeq 0x67 ? 124 : 112 (syslog)
+		{Code: 0x0015, Jt: 11, Jf: 0, K: 0x00000065},    // 112: jeq 0x65 ? 124 : 113 (ioperm)
+		{Code: 0x0015, Jt: 10, Jf: 0, K: 0x00000058},    // 113: jeq 0x58 ? 124 : 114 (reboot)
+		{Code: 0x0015, Jt: 9, Jf: 8, K: 0x00000057},     // 114: jeq 0x57 ? 124 : 123 (swapon)
+		{Code: 0x0015, Jt: 8, Jf: 0, K: 0x00000056},     // 115: jeq 0x56 ? 124 : 116 (uselib)
+		{Code: 0x0015, Jt: 7, Jf: 0, K: 0x0000004f},     // 116: jeq 0x4f ? 124 : 117 (settimeofday)
+		{Code: 0x0015, Jt: 0, Jf: 3, K: 0x00000036},     // 117: jeq 0x36 ? 118 : 121 (ioctl)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000018},     // 118: ld args[1].lo
+		{Code: 0x0015, Jt: 4, Jf: 0, K: 0x0000541c},     // 119: jeq 0x541c ? 124 : 120
+		{Code: 0x0015, Jt: 3, Jf: 2, K: 0x00005412},     // 120: jeq 0x5412 ? 124 : 123
+		{Code: 0x0015, Jt: 2, Jf: 1, K: 0x00000033},     // 121: jeq 0x33 ? 124 : 123 (acct)
+		{Code: 0x0015, Jt: 1, Jf: 0, K: 0x00000019},     // 122: jeq 0x19 ? 124 : 123 (stime)
+		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x7fff0000},     // 123: ret ALLOW
+		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x00050001},     // 124: ret ERRNO(EPERM)
+		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x80000000},     // 125: ret KILL_PROCESS
 	},
-	// {AllowNesting:false ParentMounts:false}: 154 instructions.
+	// {AllowNesting:false ParentMounts:false}: 186 instructions.
 	denyNesting: []unix.SockFilter{
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000004},   // 0: ld arch
-		{Code: 0x0015, Jt: 0, Jf: 92, K: 0xc000003e},  // 1: jeq 0xc000003e ? 2 : 94 (amd64)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},   // 2: ld nr
-		{Code: 0x0015, Jt: 148, Jf: 0, K: 0x00000067}, // 3: jeq 0x67 ? 152 : 4 (syslog)
-		{Code: 0x0015, Jt: 147, Jf: 0, K: 0x00000086}, // 4: jeq 0x86 ? 152 : 5 (uselib)
-		{Code: 0x0015, Jt: 146, Jf: 0, K: 0x00000099}, // 5: jeq 0x99 ? 152 : 6 (vhangup)
-		{Code: 0x0015, Jt: 145, Jf: 0, K: 0x0000009b}, // 6: jeq 0x9b ? 152 : 7 (pivot_root)
-		{Code: 0x0015, Jt: 144, Jf: 0, K: 0x000000a3}, // 7: jeq 0xa3 ? 152 : 8 (acct)
-		{Code: 0x0015, Jt: 143, Jf: 0, K: 0x000000a4}, // 8: jeq 0xa4 ? 152 : 9 (settimeofday)
-		{Code: 0x0015, Jt: 142, Jf: 0, K: 0x000000a5}, // 9: jeq 0xa5 ? 152 : 10 (mount)
-		{Code: 0x0015, Jt: 141, Jf: 0, K: 0x000000a6}, // 10: jeq 0xa6 ? 152 : 11 (umount2)
-		{Code: 0x0015, Jt: 140, Jf: 0, K: 0x000000a7}, // 11: jeq 0xa7 ? 152 : 12 (swapon)
-		{Code: 0x0015, Jt: 139, Jf: 0, K: 0x000000a8}, // 12: jeq 0xa8 ? 152 : 13 (swapoff)
-		{Code: 0x0015, Jt: 138, Jf: 0, K: 0x000000a9}, // 13: jeq 0xa9 ? 152 : 14 (reboot)
-		{Code: 0x0015, Jt: 137, Jf: 0, K: 0x000000ac}, // 14: jeq 0xac ? 152 : 15 (iopl)
-		{Code: 0x0015, Jt: 136, Jf: 0, K: 0x000000ad}, // 15: jeq 0xad ? 152 : 16 (ioperm)
-		{Code: 0x0015, Jt: 135, Jf: 0, K: 0x000000ae}, // 16: jeq 0xae ? 152 : 17 (create_module)
-		{Code: 0x0015, Jt: 134, Jf: 0, K: 0x000000af}, // 17: jeq 0xaf ? 152 : 18 (init_module)
-		{Code: 0x0015, Jt: 133, Jf: 0, K: 0x000000b0}, // 18: jeq 0xb0 ? 152 : 19 (delete_module)
-		{Code: 0x0015, Jt: 132, Jf: 0, K: 0x000000b1}, // 19: jeq 0xb1 ? 152 : 20 (get_kernel_syms)
-		{Code: 0x0015, Jt: 131, Jf: 0, K: 0x000000b2}, // 20: jeq 0xb2 ? 152 : 21 (query_module)
-		{Code: 0x0015, Jt: 130, Jf: 0, K: 0x000000b3}, // 21: jeq 0xb3 ? 152 : 22 (quotactl)
-		{Code: 0x0015, Jt: 129, Jf: 0, K: 0x000000b4}, // 22: jeq 0xb4 ? 152 : 23 (nfsservctl)
-		{Code: 0x0015, Jt: 128, Jf: 0, K: 0x000000d4}, // 23: jeq 0xd4 ? 152 : 24 (lookup_dcookie)
-		{Code: 0x0015, Jt: 127, Jf: 0, K: 0x000000e3}, // 24: jeq 0xe3 ? 152 : 25 (clock_settime)
-		{Code: 0x0015, Jt: 126, Jf: 0, K: 0x000000f6}, // 25: jeq 0xf6 ? 152 : 26 (kexec_load)
-		{Code: 0x0015, Jt: 125, Jf: 0, K: 0x000000f8}, // 26: jeq 0xf8 ? 152 : 27 (add_key)
-		{Code: 0x0015, Jt: 124, Jf: 0, K: 0x000000f9}, // 27: jeq 0xf9 ? 152 : 28 (request_key)
-		{Code: 0x0015, Jt: 123, Jf: 0, K: 0x000000fa}, // 28: jeq 0xfa ? 152 : 29 (keyctl)
-		{Code: 0x0015, Jt: 122, Jf: 0, K: 0x0000012a}, // 29: jeq 0x12a ? 152 : 30 (perf_event_open)
-		{Code: 0x0015, Jt: 121, Jf: 0, K: 0x00000130}, // 30: jeq 0x130 ? 152 : 31 (open_by_handle_at)
-		{Code: 0x0015, Jt: 120, Jf: 0, K: 0x00000134}, // 31: jeq 0x134 ? 152 : 32 (setns)
-		{Code: 0x0015, Jt: 119, Jf: 0, K: 0x00000139}, // 32: jeq 0x139 ? 152 : 33 (finit_module)
-		{Code: 0x0015, Jt: 118, Jf: 0, K: 0x00000140}, // 33: jeq 0x140 ? 152 : 34 (kexec_file_load)
-		{Code: 0x0015, Jt: 117, Jf: 0, K: 0x00000141}, // 34: jeq 0x141 ? 152 : 35 (bpf)
-		{Code: 0x0015, Jt: 116, Jf: 0, K: 0x00000143}, // 35: jeq 0x143 ? 152 : 36 (userfaultfd)
-		{Code: 0x0015, Jt: 115, Jf: 0, K: 0x000001ac}, // 36: jeq 0x1ac ? 152 : 37 (open_tree)
-		{Code: 0x0015, Jt: 114, Jf: 0, K: 0x000001ad}, // 37: jeq 0x1ad ? 152 : 38 (move_mount)
-		{Code: 0x0015, Jt: 113, Jf: 0, K: 0x000001ae}, // 38: jeq 0x1ae ? 152 : 39 (fsopen)
-		{Code: 0x0015, Jt: 112, Jf: 0, K: 0x000001af}, // 39: jeq 0x1af ? 152 : 40 (fsconfig)
-		{Code: 0x0015, Jt: 111, Jf: 0, K: 0x000001b0}, // 40: jeq 0x1b0 ? 152 : 41 (fsmount)
-		{Code: 0x0015, Jt: 110, Jf: 0, K: 0x000001b1}, // 41: jeq 0x1b1 ? 152 : 42 (fspick)
-		{Code: 0x0015, Jt: 96, Jf: 0, K: 0x000001b3},  // 42: jeq 0x1b3 ? 139 : 43 (clone3)
-		{Code: 0x0015, Jt: 108, Jf: 0, K: 0x000001ba}, // 43: jeq 0x1ba ? 152 : 44 (mount_setattr)
-		{Code: 0x0015, Jt: 107, Jf: 0, K: 0x000001bb}, // 44: jeq 0x1bb ? 152 : 45 (quotactl_fd)
-		{Code: 0x0015, Jt: 106, Jf: 0, K: 0x40000067}, // 45: jeq 0x40000067 ? 152 : 46 (syslog)
-		{Code: 0x0015, Jt: 105, Jf: 0, K: 0x40000099}, // 46: jeq 0x40000099 ? 152 : 47 (vhangup)
-		{Code: 0x0015, Jt: 104, Jf: 0, K: 0x4000009b}, // 47: jeq 0x4000009b ? 152 : 48 (pivot_root)
-		{Code: 0x0015, Jt: 103, Jf: 0, K: 0x400000a3}, // 48: jeq 0x400000a3 ? 152 : 49 (acct)
-		{Code: 0x0015, Jt: 102, Jf: 0, K: 0x400000a4}, // 49: jeq 0x400000a4 ? 152 : 50 (settimeofday)
-		{Code: 0x0015, Jt: 101, Jf: 0, K: 0x400000a5}, // 50: jeq 0x400000a5 ? 152 : 51 (mount)
-		{Code: 0x0015, Jt: 100, Jf: 0, K: 0x400000a6}, // 51: jeq 0x400000a6 ? 152 : 52 (umount2)
-		{Code: 0x0015, Jt: 99, Jf: 0, K: 0x400000a7},  // 52: jeq 0x400000a7 ? 152 : 53 (swapon)
-		{Code: 0x0015, Jt: 98, Jf: 0, K: 0x400000a8},  // 53: jeq 0x400000a8 ? 152 : 54 (swapoff)
-		{Code: 0x0015, Jt: 97, Jf: 0, K: 0x400000a9},  // 54: jeq 0x400000a9 ? 152 : 55 (reboot)
-		{Code: 0x0015, Jt: 96, Jf: 0, K: 0x400000ac},  // 55: jeq 0x400000ac ? 152 : 56 (iopl)
-		{Code: 0x0015, Jt: 95, Jf: 0, K: 0x400000ad},  // 56: jeq 0x400000ad ? 152 : 57 (ioperm)
-		{Code: 0x0015, Jt: 94, Jf: 0, K: 0x400000af},  // 57: jeq 0x400000af ? 152 : 58 (init_module)
-		{Code: 0x0015, Jt: 93, Jf: 0, K: 0x400000b0},  // 58: jeq 0x400000b0 ? 152 : 59 (delete_module)
-		{Code: 0x0015, Jt: 92, Jf: 0, K: 0x400000b3},  // 59: jeq 0x400000b3 ? 152 : 60 (quotactl)
-		{Code: 0x0015, Jt: 91, Jf: 0, K: 0x400000d4},  // 60: jeq 0x400000d4 ? 152 : 61 (lookup_dcookie)
-		{Code: 0x0015, Jt: 90, Jf: 0, K: 0x400000e3},  // 61: jeq 0x400000e3 ? 152 : 62 (clock_settime)
-		{Code: 0x0015, Jt: 89, Jf: 0, K: 0x400000f8},  // 62: jeq 0x400000f8 ? 152 : 63 (add_key)
-		{Code: 0x0015, Jt: 88, Jf: 0, K: 0x400000f9},  // 63: jeq 0x400000f9 ? 152 : 64 (request_key)
-		{Code: 0x0015, Jt: 87, Jf: 0, K: 0x400000fa},  // 64: jeq 0x400000fa ? 152 : 65 (keyctl)
-		{Code: 0x0015, Jt: 86, Jf: 0, K: 0x4000012a},  // 65: jeq 0x4000012a ? 152 : 66 (perf_event_open)
-		{Code: 0x0015, Jt: 85, Jf: 0, K: 0x40000130},  // 66: jeq 0x40000130 ? 152 : 67 (open_by_handle_at)
-		{Code: 0x0015, Jt: 84, Jf: 0, K: 0x40000134},  // 67: jeq 0x40000134 ? 152 : 68 (setns)
-		{Code: 0x0015, Jt: 83, Jf: 0, K: 0x40000139},  // 68: jeq 0x40000139 ? 152 : 69 (finit_module)
-		{Code: 0x0015, Jt: 82, Jf: 0, K: 0x40000140},  // 69: jeq 0x40000140 ? 152 : 70 (kexec_file_load)
-		{Code: 0x0015, Jt: 81, Jf: 0, K: 0x40000141},  // 70: jeq 0x40000141 ? 152 : 71 (bpf)
-		{Code: 0x0015, Jt: 80, Jf: 0, K: 0x40000143},  // 71: jeq 0x40000143 ? 152 : 72 (userfaultfd)
-		{Code: 0x0015, Jt: 79, Jf: 0, K: 0x400001ac},  // 72: jeq 0x400001ac ? 152 : 73 (open_tree)
-		{Code: 0x0015, Jt: 78, Jf: 0, K: 0x400001ad},  // 73: jeq 0x400001ad ? 152 : 74 (move_mount)
-		{Code: 0x0015, Jt: 77, Jf: 0, K: 0x400001ae},  // 74: jeq 0x400001ae ? 152 : 75 (fsopen)
-		{Code: 0x0015, Jt: 76, Jf: 0, K: 0x400001af},  // 75: jeq 0x400001af ? 152 : 76 (fsconfig)
-		{Code: 0x0015, Jt: 75, Jf: 0, K: 0x400001b0},  // 76: jeq 0x400001b0 ? 152 : 77 (fsmount)
-		{Code: 0x0015, Jt: 74, Jf: 0, K: 0x400001b1},  // 77: jeq 0x400001b1 ? 152 : 78 (fspick)
-		{Code: 0x0015, Jt: 60, Jf: 0, K: 0x400001b3},  // 78: jeq 0x400001b3 ? 139 : 79 (clone3)
-		{Code: 0x0015, Jt: 72, Jf: 0, K: 0x400001ba},  // 79: jeq 0x400001ba ? 152 : 80 (mount_setattr)
-		{Code: 0x0015, Jt: 71, Jf: 0, K: 0x400001bb},  // 80: jeq 0x400001bb ? 152 : 81 (quotactl_fd)
-		{Code: 0x0015, Jt: 70, Jf: 0, K: 0x40000210},  // 81: jeq 0x40000210 ? 152 : 82 (kexec_load)
-		{Code: 0x0015, Jt: 61, Jf: 0, K: 0x40000038},  // 82: jeq 0x40000038 ? 144 : 83 (clone)
-		{Code: 0x0015, Jt: 60, Jf: 0, K: 0x40000110},  // 83: jeq 0x40000110 ? 144 : 84 (unshare)
-		{Code: 0x0015, Jt: 1, Jf: 0, K: 0x00000038},   // 84: jeq 0x38 ? 86 : 85 (clone)
-		{Code: 0x0015, Jt: 0, Jf: 3, K: 0x00000110},   // 85: jeq 0x110 ? 86 : 89 (unshare)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000014},   // 86: ld args[0].hi
-		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x00000000},   // 87: and #0x0
-		{Code: 0x0015, Jt: 55, Jf: 62, K: 0x00000000}, // 88: jeq 0x0 ? 144 : 151
-		{Code: 0x0015, Jt: 58, Jf: 0, K: 0x40000202},  // 89: jeq 0x40000202 ? 148 : 90 (ioctl)
-		{Code: 0x0015, Jt: 0, Jf: 60, K: 0x00000010},  // 90: jeq 0x10 ? 91 : 151 (ioctl)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x0000001c},   // 91: ld args[1].hi
-		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x00000000},   // 92: and #0x0
-		{Code: 0x0015, Jt: 54, Jf: 57, K: 0x00000000}, // 93: jeq 0x0 ? 148 : 151
-		{Code: 0x0015, Jt: 0, Jf: 58, K: 0x40000003},  // 94: jeq 0x40000003 ? 95 : 153 (x86)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},   // 95: ld nr
-		{Code: 0x0015, Jt: 55, Jf: 0, K: 0x00000015},  // 96: jeq 0x15 ? 152 : 97 (mount)
-		{Code: 0x0015, Jt: 54, Jf: 0, K: 0x00000016},  // 97: jeq 0x16 ? 152 : 98 (umount)
-		{Code: 0x0015, Jt: 53, Jf: 0, K: 0x00000019},  // 98: jeq 0x19 ? 152 : 99 (stime)
-		{Code: 0x0015, Jt: 52, Jf: 0, K: 0x00000033},  // 99: jeq 0x33 ? 152 : 100 (acct)
-		{Code: 0x0015, Jt: 51, Jf: 0, K: 0x00000034},  // 100: jeq 0x34 ? 152 : 101 (umount2)
-		{Code: 0x0015, Jt: 50, Jf: 0, K: 0x0000004f},  // 101: jeq 0x4f ? 152 : 102 (settimeofday)
-		{Code: 0x0015, Jt: 49, Jf: 0, K: 0x00000056},  // 102: jeq 0x56 ? 152 : 103 (uselib)
-		{Code: 0x0015, Jt: 48, Jf: 0, K: 0x00000057},  // 103: jeq 0x57 ? 152 : 104 (swapon)
-		{Code: 0x0015, Jt: 47, Jf: 0, K: 0x00000058},  // 104: jeq 0x58 ? 152 : 105 (reboot)
-		{Code: 0x0015, Jt: 46, Jf: 0, K: 0x00000065},  // 105: jeq 0x65 ? 152 : 106 (ioperm)
-		{Code: 0x0015, Jt: 45, Jf: 0, K: 0x00000067},  // 106: jeq 0x67 ? 152 : 107 (syslog)
-		{Code: 0x0015, Jt: 44, Jf: 0, K: 0x0000006e},  // 107: jeq 0x6e ? 152 : 108 (iopl)
-		{Code: 0x0015, Jt: 43, Jf: 0, K: 0x0000006f},  // 108: jeq 0x6f ? 152 : 109 (vhangup)
-		{Code: 0x0015, Jt: 42, Jf: 0, K: 0x00000071},  // 109: jeq 0x71 ? 152 : 110 (vm86old)
-		{Code: 0x0015, Jt: 41, Jf: 0, K: 0x00000073},  // 110: jeq 0x73 ? 152 : 111 (swapoff)
-		{Code: 0x0015, Jt: 40, Jf: 0, K: 0x0000007f},  // 111: jeq 0x7f ? 152 : 112 (create_module)
-		{Code: 0x0015, Jt: 39, Jf: 0, K: 0x00000080},  // 112: jeq 0x80 ? 152 : 113 (init_module)
-		{Code: 0x0015, Jt: 38, Jf: 0, K: 0x00000081},  // 113: jeq 0x81 ? 152 : 114 (delete_module)
-		{Code: 0x0015, Jt: 37, Jf: 0, K: 0x00000082},  // 114: jeq 0x82 ? 152 : 115 (get_kernel_syms)
-		{Code: 0x0015, Jt: 36, Jf: 0, K: 0x00000083},  // 115: jeq 0x83 ? 152 : 116 (quotactl)
-		{Code: 0x0015, Jt: 35, Jf: 0, K: 0x000000a6},  // 116: jeq 0xa6 ? 152 : 117 (vm86)
-		{Code: 0x0015, Jt: 34, Jf: 0, K: 0x000000a7},  // 117: jeq 0xa7 ? 152 : 118 (query_module)
-		{Code: 0x0015, Jt: 33, Jf: 0, K: 0x000000a9},  // 118: jeq 0xa9 ? 152 : 119 (nfsservctl)
-		{Code: 0x0015, Jt: 32, Jf: 0, K: 0x000000d9},  // 119: jeq 0xd9 ? 152 : 120 (pivot_root)
-		{Code: 0x0015, Jt: 31, Jf: 0, K: 0x000000fd},  // 120: jeq 0xfd ? 152 : 121 (lookup_dcookie)
-		{Code: 0x0015, Jt: 30, Jf: 0, K: 0x00000108},  // 121: jeq 0x108 ? 152 : 122 (clock_settime)
-		{Code: 0x0015, Jt: 29, Jf: 0, K: 0x0000011b},  // 122: jeq 0x11b ? 152 : 123 (kexec_load)
-		{Code: 0x0015, Jt: 28, Jf: 0, K: 0x0000011e},  // 123: jeq 0x11e ? 152 : 124 (add_key)
-		{Code: 0x0015, Jt: 27, Jf: 0, K: 0x0000011f},  // 124: jeq 0x11f ? 152 : 125 (request_key)
-		{Code: 0x0015, Jt: 26, Jf: 0, K: 0x00000120},  // 125: jeq 0x120 ? 152 : 126 (keyctl)
-		{Code: 0x0015, Jt: 25, Jf: 0, K: 0x00000150},  // 126: jeq 0x150 ? 152 : 127 (perf_event_open)
-		{Code: 0x0015, Jt: 24, Jf: 0, K: 0x00000156},  // 127: jeq 0x156 ? 152 : 128 (open_by_handle_at)
-		{Code: 0x0015, Jt: 23, Jf: 0, K: 0x0000015a},  // 128: jeq 0x15a ? 152 : 129 (setns)
-		{Code: 0x0015, Jt: 22, Jf: 0, K: 0x0000015e},  // 129: jeq 0x15e ? 152 : 130 (finit_module)
-		{Code: 0x0015, Jt: 21, Jf: 0, K: 0x00000165},  // 130: jeq 0x165 ? 152 : 131 (bpf)
-		{Code: 0x0015, Jt: 20, Jf: 0, K: 0x00000176},  // 131: jeq 0x176 ? 152 : 132 (userfaultfd)
-		{Code: 0x0015, Jt: 19, Jf: 0, K: 0x000001ac},  // 132: jeq 0x1ac ? 152 : 133 (open_tree)
-		{Code: 0x0015, Jt: 18, Jf: 0, K: 0x000001ad},  // 133: jeq 0x1ad ? 152 : 134 (move_mount)
-		{Code: 0x0015, Jt: 17, Jf: 0, K: 0x000001ae},  // 134: jeq 0x1ae ? 152 : 135 (fsopen)
-		{Code: 0x0015, Jt: 16, Jf: 0, K: 0x000001af},  // 135: jeq 0x1af ? 152 : 136 (fsconfig)
-		{Code: 0x0015, Jt: 15, Jf: 0, K: 0x000001b0},  // 136: jeq 0x1b0 ? 152 : 137 (fsmount)
-		{Code: 0x0015, Jt: 14, Jf: 0, K: 0x000001b1},  // 137: jeq 0x1b1 ? 152 : 138 (fspick)
-		{Code: 0x0015, Jt: 0, Jf: 1, K: 0x000001b3},   // 138: jeq 0x1b3 ? 139 : 140 (clone3)
-		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x00050026},   // 139: ret ERRNO(ENOSYS)
-		{Code: 0x0015, Jt: 11, Jf: 0, K: 0x000001ba},  // 140: jeq 0x1ba ? 152 : 141 (mount_setattr)
-		{Code: 0x0015, Jt: 10, Jf: 0, K: 0x000001bb},  // 141: jeq 0x1bb ? 152 : 142 (quotactl_fd)
-		{Code: 0x0015, Jt: 1, Jf: 0, K: 0x00000078},   // 142: jeq 0x78 ? 144 : 143 (clone)
-		{Code: 0x0015, Jt: 0, Jf: 3, K: 0x00000136},   // 143: jeq 0x136 ? 144 : 147 (unshare)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000010},   // 144: ld args[0].lo
-		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x10000000},   // 145: and #0x10000000
-		{Code: 0x0015, Jt: 5, Jf: 4, K: 0x10000000},   // 146: jeq 0x10000000 ? 152 : 151
-		{Code: 0x0015, Jt: 0, Jf: 3, K: 0x00000036},   // 147: jeq 0x36 ? 148 : 151 (ioctl)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000018},   // 148: ld args[1].lo
-		{Code: 0x0015, Jt: 2, Jf: 0, K: 0x0000541c},   // 149: jeq 0x541c ? 152 : 150
-		{Code: 0x0015, Jt: 1, Jf: 0, K: 0x00005412},   // 150: jeq 0x5412 ? 152 : 151
-		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x7fff0000},   // 151: ret ALLOW
-		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x00050001},   // 152: ret ERRNO(EPERM)
-		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x80000000},   // 153: ret KILL_PROCESS
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000004},     // 0: ld arch
+		{Code: 0x0015, Jt: 0, Jf: 113, K: 0xc000003e},   // 1: jeq 0xc000003e ? 2 : 115 (amd64)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},     // 2: ld nr
+		{Code: 0x0025, Jt: 0, Jf: 79, K: 0x000000b3},    // 3: jgt 0xb3 ? 4 : 83
+		{Code: 0x0025, Jt: 0, Jf: 39, K: 0x400000a6},    // 4: jgt 0x400000a6 ? 5 : 44
+		{Code: 0x0025, Jt: 0, Jf: 19, K: 0x40000130},    // 5: jgt 0x40000130 ? 6 : 25
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x400001ae},     // 6: jgt 0x400001ae ? 7 : 16
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x400001b3},     // 7: jgt 0x400001b3 ? 8 : 12
+		{Code: 0x0015, Jt: 175, Jf: 0, K: 0x40000210},   // 8: jeq 0x40000210 ? 184 : 9 (kexec_load)
+		{Code: 0x0015, Jt: 165, Jf: 0, K: 0x40000202},   // 9: jeq 0x40000202 ? 175 : 10 (ioctl)
+		{Code: 0x0015, Jt: 173, Jf: 0, K: 0x400001bb},   // 10: jeq 0x400001bb ? 184 : 11 (quotactl_fd)
+		{Code: 0x0015, Jt: 172, Jf: 171, K: 0x400001ba}, // 11: jeq 0x400001ba ? 184 : 183 (mount_setattr)
+		{Code: 0x0015, Jt: 111, Jf: 0, K: 0x400001b3},   // 12: jeq 0x400001b3 ? 124 : 13 (clone3)
+		{Code: 0x0015, Jt: 170, Jf: 0, K: 0x400001b1},   // 13: jeq 0x400001b1 ? 184 : 14 (fspick)
+		{Code: 0x0015, Jt: 169, Jf: 0, K: 0x400001b0},   // 14: jeq 0x400001b0 ? 184 : 15 (fsmount)
+		{Code: 0x0015, Jt: 168, Jf: 167, K: 0x400001af}, // 15: jeq 0x400001af ? 184 : 183 (fsconfig)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x40000141},     // 16: jgt 0x40000141 ? 17 : 21
+		{Code: 0x0015, Jt: 166, Jf: 0, K: 0x400001ae},   // 17: jeq 0x400001ae ? 184 : 18 (fsopen)
+		{Code: 0x0015, Jt: 165, Jf: 0, K: 0x400001ad},   // 18: jeq 0x400001ad ? 184 : 19 (move_mount)
+		{Code: 0x0015, Jt: 164, Jf: 0, K: 0x400001ac},   // 19: jeq 0x400001ac ? 184 : 20 (open_tree)
+		{Code: 0x0015, Jt: 163, Jf: 162, K: 0x40000143}, // 20: jeq 0x40000143 ? 184 : 183 (userfaultfd)
+		{Code: 0x0015, Jt: 162, Jf: 0, K: 0x40000141},   // 21: jeq 0x40000141 ? 184 : 22 (bpf)
+		{Code: 0x0015, Jt: 161, Jf: 0, K: 0x40000140},   // 22: jeq 0x40000140 ? 184 : 23 (kexec_file_load)
+		{Code: 0x0015, Jt: 160, Jf: 0, K: 0x40000139},   // 23: jeq 0x40000139 ? 184 : 24 (finit_module)
+		{Code: 0x0015, Jt: 159, Jf: 158, K: 0x40000134}, // 24: jeq 0x40000134 ? 184 : 183 (setns)
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x400000b3},     // 25: jgt 0x400000b3 ? 26 : 35
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x400000f9},     // 26: jgt 0x400000f9 ? 27 : 31
+		{Code: 0x0015, Jt: 156, Jf: 0, K: 0x40000130},   // 27: jeq 0x40000130 ? 184 : 28 (open_by_handle_at)
+		{Code: 0x0015, Jt: 155, Jf: 0, K: 0x4000012a},   // 28: jeq 0x4000012a ? 184 : 29 (perf_event_open)
+		{Code: 0x0015, Jt: 128, Jf: 0, K: 0x40000110},   // 29: jeq 0x40000110 ? 158 : 30 (unshare)
+		{Code: 0x0015, Jt: 153, Jf: 152, K: 0x400000fa}, // 30: jeq 0x400000fa ? 184 : 183 (keyctl)
+		{Code: 0x0015, Jt: 152, Jf: 0, K: 0x400000f9},   // 31: jeq 0x400000f9 ? 184 : 32 (request_key)
+		{Code: 0x0015, Jt: 151, Jf: 0, K: 0x400000f8},   // 32: jeq 0x400000f8 ? 184 : 33 (add_key)
+		{Code: 0x0015, Jt: 150, Jf: 0, K: 0x400000e3},   // 33: jeq 0x400000e3 ? 184 : 34 (clock_settime)
+		{Code: 0x0015, Jt: 149, Jf: 148, K: 0x400000d4}, // 34: jeq 0x400000d4 ? 184 : 183 (lookup_dcookie)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x400000ac},     // 35: jgt 0x400000ac ? 36 : 40
+		{Code: 0x0015, Jt: 147, Jf: 0, K: 0x400000b3},   // 36: jeq 0x400000b3 ? 184 : 37 (quotactl)
+		{Code: 0x0015, Jt: 146, Jf: 0, K: 0x400000b0},   // 37: jeq 0x400000b0 ? 184 : 38 (delete_module)
+		{Code: 0x0015, Jt: 145, Jf: 0, K: 0x400000af},   // 38: jeq 0x400000af ? 184 : 39 (init_module)
+		{Code: 0x0015, Jt: 144, Jf: 143, K: 0x400000ad}, // 39: jeq 0x400000ad ? 184 : 183 (ioperm)
+		{Code: 0x0015, Jt: 143, Jf: 0, K: 0x400000ac},   // 40: jeq 0x400000ac ? 184 : 41 (iopl)
+		{Code: 0x0015, Jt: 142, Jf: 0, K: 0x400000a9},   // 41: jeq 0x400000a9 ? 184 : 42 (reboot)
+		{Code: 0x0015, Jt: 141, Jf: 0, K: 0x400000a8},   // 42: jeq 0x400000a8 ? 184 : 43 (swapoff)
+		{Code: 0x0015, Jt: 140, Jf: 139, K: 0x400000a7}, // 43: jeq 0x400000a7 ? 184 : 183 (swapon)
+		{Code: 0x0025, Jt: 0, Jf: 19, K: 0x000001ac},    // 44: jgt 0x1ac ? 45 : 64
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x000001bb},     // 45: jgt 0x1bb ? 46 : 55
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x4000009b},     // 46: jgt 0x4000009b ? 47 : 51
+		{Code: 0x0015, Jt: 136, Jf: 0, K: 0x400000a6},   // 47: jeq 0x400000a6 ? 184 : 48 (umount2)
+		{Code: 0x0015, Jt: 135, Jf: 0, K: 0x400000a5},   // 48: jeq 0x400000a5 ? 184 : 49 (mount)
+		{Code: 0x0015, Jt: 134, Jf: 0, K: 0x400000a4},   // 49: jeq 0x400000a4 ? 184 : 50 (settimeofday)
+		{Code: 0x0015, Jt: 133, Jf: 132, K: 0x400000a3}, // 50: jeq 0x400000a3 ? 184 : 183 (acct)
+		{Code: 0x0015, Jt: 132, Jf: 0, K: 0x4000009b},   // 51: jeq 0x4000009b ? 184 : 52 (pivot_root)
+		{Code: 0x0015, Jt: 131, Jf: 0, K: 0x40000099},   // 52: jeq 0x40000099 ? 184 : 53 (vhangup)
+		{Code: 0x0015, Jt: 130, Jf: 0, K: 0x40000067},   // 53: jeq 0x40000067 ? 184 : 54 (syslog)
+		{Code: 0x0015, Jt: 103, Jf: 128, K: 0x40000038}, // 54: jeq 0x40000038 ? 158 : 183 (clone)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000001b0},     // 55: jgt 0x1b0 ? 56 : 60
+		{Code: 0x0015, Jt: 127, Jf: 0, K: 0x000001bb},   // 56: jeq 0x1bb ? 184 : 57 (quotactl_fd)
+		{Code: 0x0015, Jt: 126, Jf: 0, K: 0x000001ba},   // 57: jeq 0x1ba ? 184 : 58 (mount_setattr)
+		{Code: 0x0015, Jt: 65, Jf: 0, K: 0x000001b3},    // 58: jeq 0x1b3 ? 124 : 59 (clone3)
+		{Code: 0x0015, Jt: 124, Jf: 123, K: 0x000001b1}, // 59: jeq 0x1b1 ? 184 : 183 (fspick)
+		{Code: 0x0015, Jt: 123, Jf: 0, K: 0x000001b0},   // 60: jeq 0x1b0 ? 184 : 61 (fsmount)
+		{Code: 0x0015, Jt: 122, Jf: 0, K: 0x000001af},   // 61: jeq 0x1af ? 184 : 62 (fsconfig)
+		{Code: 0x0015, Jt: 121, Jf: 0, K: 0x000001ae},   // 62: jeq 0x1ae ? 184 : 63 (fsopen)
+		{Code: 0x0015, Jt: 120, Jf: 119, K: 0x000001ad}, // 63: jeq 0x1ad ? 184 : 183 (move_mount)
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x00000110},     // 64: jgt 0x110 ? 65 : 74
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000139},     // 65: jgt 0x139 ? 66 : 70
+		{Code: 0x0015, Jt: 117, Jf: 0, K: 0x000001ac},   // 66: jeq 0x1ac ? 184 : 67 (open_tree)
+		{Code: 0x0015, Jt: 116, Jf: 0, K: 0x00000143},   // 67: jeq 0x143 ? 184 : 68 (userfaultfd)
+		{Code: 0x0015, Jt: 115, Jf: 0, K: 0x00000141},   // 68: jeq 0x141 ? 184 : 69 (bpf)
+		{Code: 0x0015, Jt: 114, Jf: 113, K: 0x00000140}, // 69: jeq 0x140 ? 184 : 183 (kexec_file_load)
+		{Code: 0x0015, Jt: 113, Jf: 0, K: 0x00000139},   // 70: jeq 0x139 ? 184 : 71 (finit_module)
+		{Code: 0x0015, Jt: 112, Jf: 0, K: 0x00000134},   // 71: jeq 0x134 ? 184 : 72 (setns)
+		{Code: 0x0015, Jt: 111, Jf: 0, K: 0x00000130},   // 72: jeq 0x130 ? 184 : 73 (open_by_handle_at)
+		{Code: 0x0015, Jt: 110, Jf: 109, K: 0x0000012a}, // 73: jeq 0x12a ? 184 : 183 (perf_event_open)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000000f6},     // 74: jgt 0xf6 ? 75 : 79
+		{Code: 0x0015, Jt: 32, Jf: 0, K: 0x00000110},    // 75: jeq 0x110 ? 108 : 76 (unshare)
+		{Code: 0x0015, Jt: 107, Jf: 0, K: 0x000000fa},   // 76: jeq 0xfa ? 184 : 77 (keyctl)
+		{Code: 0x0015, Jt: 106, Jf: 0, K: 0x000000f9},   // 77: jeq 0xf9 ? 184 : 78 (request_key)
+		{Code: 0x0015, Jt: 105, Jf: 104, K: 0x000000f8}, // 78: jeq 0xf8 ? 184 : 183 (add_key)
+		{Code: 0x0015, Jt: 104, Jf: 0, K: 0x000000f6},   // 79: jeq 0xf6 ? 184 : 80 (kexec_load)
+		{Code: 0x0015, Jt: 103, Jf: 0, K: 0x000000e3},   // 80: jeq 0xe3 ? 184 : 81 (clock_settime)
+		{Code: 0x0015, Jt: 102, Jf: 0, K: 0x000000d4},   // 81: jeq 0xd4 ? 184 : 82 (lookup_dcookie)
+		{Code: 0x0015, Jt: 101, Jf: 100, K: 0x000000b4}, // 82: jeq 0xb4 ? 184 : 183 (nfsservctl)
+		{Code: 0x0025, Jt: 0, Jf: 19, K: 0x00000099},    // 83: jgt 0x99 ? 84 : 103
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x000000a9},     // 84: jgt 0xa9 ? 85 : 94
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000000af},     // 85: jgt 0xaf ? 86 : 90
+		{Code: 0x0015, Jt: 97, Jf: 0, K: 0x000000b3},    // 86: jeq 0xb3 ? 184 : 87 (quotactl)
+		{Code: 0x0015, Jt: 96, Jf: 0, K: 0x000000b2},    // 87: jeq 0xb2 ? 184 : 88 (query_module)
+		{Code: 0x0015, Jt: 95, Jf: 0, K: 0x000000b1},    // 88: jeq 0xb1 ? 184 : 89 (get_kernel_syms)
+		{Code: 0x0015, Jt: 94, Jf: 93, K: 0x000000b0},   // 89: jeq 0xb0 ? 184 : 183 (delete_module)
+		{Code: 0x0015, Jt: 93, Jf: 0, K: 0x000000af},    // 90: jeq 0xaf ? 184 : 91 (init_module)
+		{Code: 0x0015, Jt: 92, Jf: 0, K: 0x000000ae},    // 91: jeq 0xae ? 184 : 92 (create_module)
+		{Code: 0x0015, Jt: 91, Jf: 0, K: 0x000000ad},    // 92: jeq 0xad ? 184 : 93 (ioperm)
+		{Code: 0x0015, Jt: 90, Jf: 89, K: 0x000000ac},   // 93: jeq 0xac ? 184 : 183 (iopl)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000000a5},     // 94: jgt 0xa5 ? 95 : 99
+		{Code: 0x0015, Jt: 88, Jf: 0, K: 0x000000a9},    // 95: jeq 0xa9 ? 184 : 96 (reboot)
+		{Code: 0x0015, Jt: 87, Jf: 0, K: 0x000000a8},    // 96: jeq 0xa8 ? 184 : 97 (swapoff)
+		{Code: 0x0015, Jt: 86, Jf: 0, K: 0x000000a7},    // 97: jeq 0xa7 ? 184 : 98 (swapon)
+		{Code: 0x0015, Jt: 85, Jf: 84, K: 0x000000a6},   // 98: jeq 0xa6 ? 184 : 183 (umount2)
+		{Code: 0x0015, Jt: 84, Jf: 0, K: 0x000000a5},    // 99: jeq 0xa5 ? 184 : 100 (mount)
+		{Code: 0x0015, Jt: 83, Jf: 0, K: 0x000000a4},    // 100: jeq 0xa4 ? 184 : 101 (settimeofday)
+		{Code: 0x0015, Jt: 82, Jf: 0, K: 0x000000a3},    // 101: jeq 0xa3 ? 184 : 102 (acct)
+		{Code: 0x0015, Jt: 81, Jf: 80, K: 0x0000009b},   // 102: jeq 0x9b ? 184 : 183 (pivot_root)
+		{Code: 0x0025, Jt: 0, Jf: 7, K: 0x00000010},     // 103: jgt 0x10 ? 104 : 111
+		{Code: 0x0015, Jt: 79, Jf: 0, K: 0x00000099},    // 104: jeq 0x99 ? 184 : 105 (vhangup)
+		{Code: 0x0015, Jt: 78, Jf: 0, K: 0x00000086},    // 105: jeq 0x86 ? 184 : 106 (uselib)
+		{Code: 0x0015, Jt: 77, Jf: 0, K: 0x00000067},    // 106: jeq 0x67 ? 184 : 107 (syslog)
+		{Code: 0x0015, Jt: 0, Jf: 75, K: 0x00000038},    // 107: jeq 0x38 ? 108 : 183 (clone)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000014},     // 108: ld args[0].hi
+		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x00000000},     // 109: and #0x0
+		{Code: 0x0015, Jt: 47, Jf: 72, K: 0x00000000},   // 110: jeq 0x0 ? 158 : 183
+		{Code: 0x0015, Jt: 0, Jf: 71, K: 0x00000010},    // 111: jeq 0x10 ? 112 : 183 (ioctl)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x0000001c},     // 112: ld args[1].hi
+		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x00000000},     // 113: and #0x0
+		{Code: 0x0015, Jt: 60, Jf: 68, K: 0x00000000},   // 114: jeq 0x0 ? 175 : 183
+		{Code: 0x0015, Jt: 0, Jf: 69, K: 0x40000003},    // 115: jeq 0x40000003 ? 116 : 185 (x86)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},     // 116: ld nr
+		{Code: 0x0025, Jt: 0, Jf: 43, K: 0x00000073},    // 117: jgt 0x73 ? 118 : 161
+		{Code: 0x0025, Jt: 0, Jf: 20, K: 0x00000120},    // 118: jgt 0x120 ? 119 : 139
+		{Code: 0x0025, Jt: 0, Jf: 10, K: 0x000001ac},    // 119: jgt 0x1ac ? 120 : 130
+		{Code: 0x0025, Jt: 0, Jf: 5, K: 0x000001b0},     // 120: jgt 0x1b0 ? 121 : 126
+		{Code: 0x0015, Jt: 62, Jf: 0, K: 0x000001bb},    // 121: jeq 0x1bb ? 184 : 122 (quotactl_fd)
+		{Code: 0x0015, Jt: 61, Jf: 0, K: 0x000001ba},    // 122: jeq 0x1ba ? 184 : 123 (mount_setattr)
+		{Code: 0x0015, Jt: 0, Jf: 1, K: 0x000001b3},     // 123: jeq 0x1b3 ? 124 : 125 (clone3)
+		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x00050026},     // 124: ret ERRNO(ENOSYS)
+		{Code: 0x0015, Jt: 58, Jf: 57, K: 0x000001b1},   // 125: jeq 0x1b1 ? 184 : 183 (fspick)
+		{Code: 0x0015, Jt: 57, Jf: 0, K: 0x000001b0},    // 126: jeq 0x1b0 ? 184 : 127 (fsmount)
+		{Code: 0x0015, Jt: 56, Jf: 0, K: 0x000001af},    // 127: jeq 0x1af ? 184 : 128 (fsconfig)
+		{Code: 0x0015, Jt: 55, Jf: 0, K: 0x000001ae},    // 128: jeq 0x1ae ? 184 : 129 (fsopen)
+		{Code: 0x0015, Jt: 54, Jf: 53, K: 0x000001ad},   // 129: jeq 0x1ad ? 184 : 183 (move_mount)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x0000015a},     // 130: jgt 0x15a ? 131 : 135
+		{Code: 0x0015, Jt: 52, Jf: 0, K: 0x000001ac},    // 131: jeq 0x1ac ? 184 : 132 (open_tree)
+		{Code: 0x0015, Jt: 51, Jf: 0, K: 0x00000176},    // 132: jeq 0x176 ? 184 : 133 (userfaultfd)
+		{Code: 0x0015, Jt: 50, Jf: 0, K: 0x00000165},    // 133: jeq 0x165 ? 184 : 134 (bpf)
+		{Code: 0x0015, Jt: 49, Jf: 48, K: 0x0000015e},   // 134: jeq 0x15e ? 184 : 183 (finit_module)
+		{Code: 0x0015, Jt: 48, Jf: 0, K: 0x0000015a},    // 135: jeq 0x15a ? 184 : 136 (setns)
+		{Code: 0x0015, Jt: 47, Jf: 0, K: 0x00000156},    // 136: jeq 0x156 ? 184 : 137 (open_by_handle_at)
+		{Code: 0x0015, Jt: 46, Jf: 0, K: 0x00000150},    // 137: jeq 0x150 ? 184 : 138 (perf_event_open)
+		{Code: 0x0015, Jt: 19, Jf: 44, K: 0x00000136},   // 138: jeq 0x136 ? 158 : 183 (unshare)
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x000000a7},     // 139: jgt 0xa7 ? 140 : 149
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000108},     // 140: jgt 0x108 ? 141 : 145
+		{Code: 0x0015, Jt: 42, Jf: 0, K: 0x00000120},    // 141: jeq 0x120 ? 184 : 142 (keyctl)
+		{Code: 0x0015, Jt: 41, Jf: 0, K: 0x0000011f},    // 142: jeq 0x11f ? 184 : 143 (request_key)
+		{Code: 0x0015, Jt: 40, Jf: 0, K: 0x0000011e},    // 143: jeq 0x11e ? 184 : 144 (add_key)
+		{Code: 0x0015, Jt: 39, Jf: 38, K: 0x0000011b},   // 144: jeq 0x11b ? 184 : 183 (kexec_load)
+		{Code: 0x0015, Jt: 38, Jf: 0, K: 0x00000108},    // 145: jeq 0x108 ? 184 : 146 (clock_settime)
+		{Code: 0x0015, Jt: 37, Jf: 0, K: 0x000000fd},    // 146: jeq 0xfd ? 184 : 147 (lookup_dcookie)
+		{Code: 0x0015, Jt: 36, Jf: 0, K: 0x000000d9},    // 147: jeq 0xd9 ? 184 : 148 (pivot_root)
+		{Code: 0x0015, Jt: 35, Jf: 34, K: 0x000000a9},   // 148: jeq 0xa9 ? 184 : 183 (nfsservctl)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000081},     // 149: jgt 0x81 ? 150 : 154
+		{Code: 0x0015, Jt: 33, Jf: 0, K: 0x000000a7},    // 150: jeq 0xa7 ? 184 : 151 (query_module)
+		{Code: 0x0015, Jt: 32, Jf: 0, K: 0x000000a6},    // 151: jeq 0xa6 ? 184 : 152 (vm86)
+		{Code: 0x0015, Jt: 31, Jf: 0, K: 0x00000083},    // 152: jeq 0x83 ? 184 : 153 (quotactl)
+		{Code: 0x0015, Jt: 30, Jf: 29, K: 0x00000082},   // 153: jeq 0x82 ? 184 : 183 (get_kernel_syms)
+		{Code: 0x0015, Jt: 29, Jf: 0, K: 0x00000081},    // 154: jeq 0x81 ? 184 : 155 (delete_module)
+		{Code: 0x0015, Jt: 28, Jf: 0, K: 0x00000080},    // 155: jeq 0x80 ? 184 : 156 (init_module)
+		{Code: 0x0015, Jt: 27, Jf: 0, K: 0x0000007f},    // 156: jeq 0x7f ? 184 : 157 (create_module)
+		{Code: 0x0015, Jt: 0, Jf: 25, K: 0x00000078},    // 157: jeq 0x78 ? 158 : 183 (clone)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000010},     // 158: ld args[0].lo
+		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x10000000},     // 159: and #0x10000000
+		{Code: 0x0015, Jt: 23, Jf: 22, K: 0x10000000},   // 160: jeq 0x10000000 ? 184 : 183
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x00000056},     // 161: jgt 0x56 ? 162 : 171
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000067},     // 162: jgt 0x67 ? 163 : 167
+		{Code: 0x0015, Jt: 20, Jf: 0, K: 0x00000073},    // 163: jeq 0x73 ? 184 : 164 (swapoff)
+		{Code: 0x0015, Jt: 19, Jf: 0, K: 0x00000071},    // 164: jeq 0x71 ? 184 : 165 (vm86old)
+		{Code: 0x0015, Jt: 18, Jf: 0, K: 0x0000006f},    // 165: jeq 0x6f ? 184 : 166 (vhangup)
+		{Code: 0x0015, Jt: 17, Jf: 16, K: 0x0000006e},   // 166: jeq 0x6e ? 184 : 183 (iopl)
+		{Code: 0x0015, Jt: 16, Jf: 0, K: 0x00000067},    // 167: jeq 0x67 ? 184 : 168 (syslog)
+		{Code: 0x0015, Jt: 15, Jf: 0, K: 0x00000065},    // 168: jeq 0x65 ? 184 : 169 (ioperm)
+		{Code: 0x0015, Jt: 14, Jf: 0, K: 0x00000058},    // 169: jeq 0x58 ? 184 : 170 (reboot)
+		{Code: 0x0015, Jt: 13, Jf: 12, K: 0x00000057},   // 170: jeq 0x57 ? 184 : 183 (swapon)
+		{Code: 0x0025, Jt: 0, Jf: 7, K: 0x00000033},     // 171: jgt 0x33 ? 172 : 179
+		{Code: 0x0015, Jt: 11, Jf: 0, K: 0x00000056},    // 172: jeq 0x56 ? 184 : 173 (uselib)
+		{Code: 0x0015, Jt: 10, Jf: 0, K: 0x0000004f},    // 173: jeq 0x4f ? 184 : 174 (settimeofday)
+		{Code: 0x0015, Jt: 0, Jf: 3, K: 0x00000036},     // 174: jeq 0x36 ? 175 : 178 (ioctl)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000018},     // 175: ld args[1].lo
+		{Code: 0x0015, Jt: 7, Jf: 0, K: 0x0000541c},     // 176: jeq 0x541c ? 184 : 177
+		{Code: 0x0015, Jt: 6, Jf: 5, K: 0x00005412},     // 177: jeq 0x5412 ? 184 : 183
+		{Code: 0x0015, Jt: 5, Jf: 4, K: 0x00000034},     // 178: jeq 0x34 ? 184 : 183 (umount2)
+		{Code: 0x0015, Jt: 4, Jf: 0, K: 0x00000033},     // 179: jeq 0x33 ? 184 : 180 (acct)
+		{Code: 0x0015, Jt: 3, Jf: 0, K: 0x00000019},     // 180: jeq 0x19 ? 184 : 181 (stime)
+		{Code: 0x0015, Jt: 2, Jf: 0, K: 0x00000016},     // 181: jeq 0x16 ? 184 : 182 (umount)
+		{Code: 0x0015, Jt: 1, Jf: 0, K: 0x00000015},     // 182: jeq 0x15 ? 184 : 183 (mount)
+		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x7fff0000},     // 183: ret ALLOW
+		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x00050001},     // 184: ret ERRNO(EPERM)
+		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x80000000},     // 185: ret KILL_PROCESS
 	},
-	// {AllowNesting:false ParentMounts:true}: 123 instructions.
+	// {AllowNesting:false ParentMounts:true}: 148 instructions.
 	denyNestingParentMounts: []unix.SockFilter{
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000004},   // 0: ld arch
-		{Code: 0x0015, Jt: 0, Jf: 72, K: 0xc000003e},  // 1: jeq 0xc000003e ? 2 : 74 (amd64)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},   // 2: ld nr
-		{Code: 0x0015, Jt: 117, Jf: 0, K: 0x00000067}, // 3: jeq 0x67 ? 121 : 4 (syslog)
-		{Code: 0x0015, Jt: 116, Jf: 0, K: 0x00000086}, // 4: jeq 0x86 ? 121 : 5 (uselib)
-		{Code: 0x0015, Jt: 115, Jf: 0, K: 0x00000099}, // 5: jeq 0x99 ? 121 : 6 (vhangup)
-		{Code: 0x0015, Jt: 114, Jf: 0, K: 0x000000a3}, // 6: jeq 0xa3 ? 121 : 7 (acct)
-		{Code: 0x0015, Jt: 113, Jf: 0, K: 0x000000a4}, // 7: jeq 0xa4 ? 121 : 8 (settimeofday)
-		{Code: 0x0015, Jt: 112, Jf: 0, K: 0x000000a7}, // 8: jeq 0xa7 ? 121 : 9 (swapon)
-		{Code: 0x0015, Jt: 111, Jf: 0, K: 0x000000a8}, // 9: jeq 0xa8 ? 121 : 10 (swapoff)
-		{Code: 0x0015, Jt: 110, Jf: 0, K: 0x000000a9}, // 10: jeq 0xa9 ? 121 : 11 (reboot)
-		{Code: 0x0015, Jt: 109, Jf: 0, K: 0x000000ac}, // 11: jeq 0xac ? 121 : 12 (iopl)
-		{Code: 0x0015, Jt: 108, Jf: 0, K: 0x000000ad}, // 12: jeq 0xad ? 121 : 13 (ioperm)
-		{Code: 0x0015, Jt: 107, Jf: 0, K: 0x000000ae}, // 13: jeq 0xae ? 121 : 14 (create_module)
-		{Code: 0x0015, Jt: 106, Jf: 0, K: 0x000000af}, // 14: jeq 0xaf ? 121 : 15 (init_module)
-		{Code: 0x0015, Jt: 105, Jf: 0, K: 0x000000b0}, // 15: jeq 0xb0 ? 121 : 16 (delete_module)
-		{Code: 0x0015, Jt: 104, Jf: 0, K: 0x000000b1}, // 16: jeq 0xb1 ? 121 : 17 (get_kernel_syms)
-		{Code: 0x0015, Jt: 103, Jf: 0, K: 0x000000b2}, // 17: jeq 0xb2 ? 121 : 18 (query_module)
-		{Code: 0x0015, Jt: 102, Jf: 0, K: 0x000000b3}, // 18: jeq 0xb3 ? 121 : 19 (quotactl)
-		{Code: 0x0015, Jt: 101, Jf: 0, K: 0x000000b4}, // 19: jeq 0xb4 ? 121 : 20 (nfsservctl)
-		{Code: 0x0015, Jt: 100, Jf: 0, K: 0x000000d4}, // 20: jeq 0xd4 ? 121 : 21 (lookup_dcookie)
-		{Code: 0x0015, Jt: 99, Jf: 0, K: 0x000000e3},  // 21: jeq 0xe3 ? 121 : 22 (clock_settime)
-		{Code: 0x0015, Jt: 98, Jf: 0, K: 0x000000f6},  // 22: jeq 0xf6 ? 121 : 23 (kexec_load)
-		{Code: 0x0015, Jt: 97, Jf: 0, K: 0x000000f8},  // 23: jeq 0xf8 ? 121 : 24 (add_key)
-		{Code: 0x0015, Jt: 96, Jf: 0, K: 0x000000f9},  // 24: jeq 0xf9 ? 121 : 25 (request_key)
-		{Code: 0x0015, Jt: 95, Jf: 0, K: 0x000000fa},  // 25: jeq 0xfa ? 121 : 26 (keyctl)
-		{Code: 0x0015, Jt: 94, Jf: 0, K: 0x0000012a},  // 26: jeq 0x12a ? 121 : 27 (perf_event_open)
-		{Code: 0x0015, Jt: 93, Jf: 0, K: 0x00000130},  // 27: jeq 0x130 ? 121 : 28 (open_by_handle_at)
-		{Code: 0x0015, Jt: 92, Jf: 0, K: 0x00000134},  // 28: jeq 0x134 ? 121 : 29 (setns)
-		{Code: 0x0015, Jt: 91, Jf: 0, K: 0x00000139},  // 29: jeq 0x139 ? 121 : 30 (finit_module)
-		{Code: 0x0015, Jt: 90, Jf: 0, K: 0x00000140},  // 30: jeq 0x140 ? 121 : 31 (kexec_file_load)
-		{Code: 0x0015, Jt: 89, Jf: 0, K: 0x00000141},  // 31: jeq 0x141 ? 121 : 32 (bpf)
-		{Code: 0x0015, Jt: 88, Jf: 0, K: 0x00000143},  // 32: jeq 0x143 ? 121 : 33 (userfaultfd)
-		{Code: 0x0015, Jt: 75, Jf: 0, K: 0x000001b3},  // 33: jeq 0x1b3 ? 109 : 34 (clone3)
-		{Code: 0x0015, Jt: 86, Jf: 0, K: 0x000001bb},  // 34: jeq 0x1bb ? 121 : 35 (quotactl_fd)
-		{Code: 0x0015, Jt: 85, Jf: 0, K: 0x40000067},  // 35: jeq 0x40000067 ? 121 : 36 (syslog)
-		{Code: 0x0015, Jt: 84, Jf: 0, K: 0x40000099},  // 36: jeq 0x40000099 ? 121 : 37 (vhangup)
-		{Code: 0x0015, Jt: 83, Jf: 0, K: 0x400000a3},  // 37: jeq 0x400000a3 ? 121 : 38 (acct)
-		{Code: 0x0015, Jt: 82, Jf: 0, K: 0x400000a4},  // 38: jeq 0x400000a4 ? 121 : 39 (settimeofday)
-		{Code: 0x0015, Jt: 81, Jf: 0, K: 0x400000a7},  // 39: jeq 0x400000a7 ? 121 : 40 (swapon)
-		{Code: 0x0015, Jt: 80, Jf: 0, K: 0x400000a8},  // 40: jeq 0x400000a8 ? 121 : 41 (swapoff)
-		{Code: 0x0015, Jt: 79, Jf: 0, K: 0x400000a9},  // 41: jeq 0x400000a9 ? 121 : 42 (reboot)
-		{Code: 0x0015, Jt: 78, Jf: 0, K: 0x400000ac},  // 42: jeq 0x400000ac ? 121 : 43 (iopl)
-		{Code: 0x0015, Jt: 77, Jf: 0, K: 0x400000ad},  // 43: jeq 0x400000ad ? 121 : 44 (ioperm)
-		{Code: 0x0015, Jt: 76, Jf: 0, K: 0x400000af},  // 44: jeq 0x400000af ? 121 : 45 (init_module)
-		{Code: 0x0015, Jt: 75, Jf: 0, K: 0x400000b0},  // 45: jeq 0x400000b0 ? 121 : 46 (delete_module)
-		{Code: 0x0015, Jt: 74, Jf: 0, K: 0x400000b3},  // 46: jeq 0x400000b3 ? 121 : 47 (quotactl)
-		{Code: 0x0015, Jt: 73, Jf: 0, K: 0x400000d4},  // 47: jeq 0x400000d4 ? 121 : 48 (lookup_dcookie)
-		{Code: 0x0015, Jt: 72, Jf: 0, K: 0x400000e3},  // 48: jeq 0x400000e3 ? 121 : 49 (clock_settime)
-		{Code: 0x0015, Jt: 71, Jf: 0, K: 0x400000f8},  // 49: jeq 0x400000f8 ? 121 : 50 (add_key)
-		{Code: 0x0015, Jt: 70, Jf: 0, K: 0x400000f9},  // 50: jeq 0x400000f9 ? 121 : 51 (request_key)
-		{Code: 0x0015, Jt: 69, Jf: 0, K: 0x400000fa},  // 51: jeq 0x400000fa ? 121 : 52 (keyctl)
-		{Code: 0x0015, Jt: 68, Jf: 0, K: 0x4000012a},  // 52: jeq 0x4000012a ? 121 : 53 (perf_event_open)
-		{Code: 0x0015, Jt: 67, Jf: 0, K: 0x40000130},  // 53: jeq 0x40000130 ? 121 : 54 (open_by_handle_at)
-		{Code: 0x0015, Jt: 66, Jf: 0, K: 0x40000134},  // 54: jeq 0x40000134 ? 121 : 55 (setns)
-		{Code: 0x0015, Jt: 65, Jf: 0, K: 0x40000139},  // 55: jeq 0x40000139 ? 121 : 56 (finit_module)
-		{Code: 0x0015, Jt: 64, Jf: 0, K: 0x40000140},  // 56: jeq 0x40000140 ? 121 : 57 (kexec_file_load)
-		{Code: 0x0015, Jt: 63, Jf: 0, K: 0x40000141},  // 57: jeq 0x40000141 ? 121 : 58 (bpf)
-		{Code: 0x0015, Jt: 62, Jf: 0, K: 0x40000143},  // 58: jeq 0x40000143 ? 121 : 59 (userfaultfd)
-		{Code: 0x0015, Jt: 49, Jf: 0, K: 0x400001b3},  // 59: jeq 0x400001b3 ? 109 : 60 (clone3)
-		{Code: 0x0015, Jt: 60, Jf: 0, K: 0x400001bb},  // 60: jeq 0x400001bb ? 121 : 61 (quotactl_fd)
-		{Code: 0x0015, Jt: 59, Jf: 0, K: 0x40000210},  // 61: jeq 0x40000210 ? 121 : 62 (kexec_load)
-		{Code: 0x0015, Jt: 50, Jf: 0, K: 0x40000038},  // 62: jeq 0x40000038 ? 113 : 63 (clone)
-		{Code: 0x0015, Jt: 49, Jf: 0, K: 0x40000110},  // 63: jeq 0x40000110 ? 113 : 64 (unshare)
-		{Code: 0x0015, Jt: 1, Jf: 0, K: 0x00000038},   // 64: jeq 0x38 ? 66 : 65 (clone)
-		{Code: 0x0015, Jt: 0, Jf: 3, K: 0x00000110},   // 65: jeq 0x110 ? 66 : 69 (unshare)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000014},   // 66: ld args[0].hi
-		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x00000000},   // 67: and #0x0
-		{Code: 0x0015, Jt: 44, Jf: 51, K: 0x00000000}, // 68: jeq 0x0 ? 113 : 120
-		{Code: 0x0015, Jt: 47, Jf: 0, K: 0x40000202},  // 69: jeq 0x40000202 ? 117 : 70 (ioctl)
-		{Code: 0x0015, Jt: 0, Jf: 49, K: 0x00000010},  // 70: jeq 0x10 ? 71 : 120 (ioctl)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x0000001c},   // 71: ld args[1].hi
-		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x00000000},   // 72: and #0x0
-		{Code: 0x0015, Jt: 43, Jf: 46, K: 0x00000000}, // 73: jeq 0x0 ? 117 : 120
-		{Code: 0x0015, Jt: 0, Jf: 47, K: 0x40000003},  // 74: jeq 0x40000003 ? 75 : 122 (x86)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},   // 75: ld nr
-		{Code: 0x0015, Jt: 44, Jf: 0, K: 0x00000019},  // 76: jeq 0x19 ? 121 : 77 (stime)
-		{Code: 0x0015, Jt: 43, Jf: 0, K: 0x00000033},  // 77: jeq 0x33 ? 121 : 78 (acct)
-		{Code: 0x0015, Jt: 42, Jf: 0, K: 0x0000004f},  // 78: jeq 0x4f ? 121 : 79 (settimeofday)
-		{Code: 0x0015, Jt: 41, Jf: 0, K: 0x00000056},  // 79: jeq 0x56 ? 121 : 80 (uselib)
-		{Code: 0x0015, Jt: 40, Jf: 0, K: 0x00000057},  // 80: jeq 0x57 ? 121 : 81 (swapon)
-		{Code: 0x0015, Jt: 39, Jf: 0, K: 0x00000058},  // 81: jeq 0x58 ? 121 : 82 (reboot)
-		{Code: 0x0015, Jt: 38, Jf: 0, K: 0x00000065},  // 82: jeq 0x65 ? 121 : 83 (ioperm)
-		{Code: 0x0015, Jt: 37, Jf: 0, K: 0x00000067},  // 83: jeq 0x67 ? 121 : 84 (syslog)
-		{Code: 0x0015, Jt: 36, Jf: 0, K: 0x0000006e},  // 84: jeq 0x6e ? 121 : 85 (iopl)
-		{Code: 0x0015, Jt: 35, Jf: 0, K: 0x0000006f},  // 85: jeq 0x6f ? 121 : 86 (vhangup)
-		{Code: 0x0015, Jt: 34, Jf: 0, K: 0x00000071},  // 86: jeq 0x71 ? 121 : 87 (vm86old)
-		{Code: 0x0015, Jt: 33, Jf: 0, K: 0x00000073},  // 87: jeq 0x73 ? 121 : 88 (swapoff)
-		{Code: 0x0015, Jt: 32, Jf: 0, K: 0x0000007f},  // 88: jeq 0x7f ? 121 : 89 (create_module)
-		{Code: 0x0015, Jt: 31, Jf: 0, K: 0x00000080},  // 89: jeq 0x80 ? 121 : 90 (init_module)
-		{Code: 0x0015, Jt: 30, Jf: 0, K: 0x00000081},  // 90: jeq 0x81 ? 121 : 91 (delete_module)
-		{Code: 0x0015, Jt: 29, Jf: 0, K: 0x00000082},  // 91: jeq 0x82 ? 121 : 92 (get_kernel_syms)
-		{Code: 0x0015, Jt: 28, Jf: 0, K: 0x00000083},  // 92: jeq 0x83 ? 121 : 93 (quotactl)
-		{Code: 0x0015, Jt: 27, Jf: 0, K: 0x000000a6},  // 93: jeq 0xa6 ? 121 : 94 (vm86)
-		{Code: 0x0015, Jt: 26, Jf: 0, K: 0x000000a7},  // 94: jeq 0xa7 ? 121 : 95 (query_module)
-		{Code: 0x0015, Jt: 25, Jf: 0, K: 0x000000a9},  // 95: jeq 0xa9 ? 121 : 96 (nfsservctl)
-		{Code: 0x0015, Jt: 24, Jf: 0, K: 0x000000fd},  // 96: jeq 0xfd ? 121 : 97 (lookup_dcookie)
-		{Code: 0x0015, Jt: 23, Jf: 0, K: 0x00000108},  // 97: jeq 0x108 ? 121 : 98 (clock_settime)
-		{Code: 0x0015, Jt: 22, Jf: 0, K: 0x0000011b},  // 98: jeq 0x11b ? 121 : 99 (kexec_load)
-		{Code: 0x0015, Jt: 21, Jf: 0, K: 0x0000011e},  // 99: jeq 0x11e ? 121 : 100 (add_key)
-		{Code: 0x0015, Jt: 20, Jf: 0, K: 0x0000011f},  // 100: jeq 0x11f ? 121 : 101 (request_key)
-		{Code: 0x0015, Jt: 19, Jf: 0, K: 0x00000120},  // 101: jeq 0x120 ? 121 : 102 (keyctl)
-		{Code: 0x0015, Jt: 18, Jf: 0, K: 0x00000150},  // 102: jeq 0x150 ? 121 : 103 (perf_event_open)
-		{Code: 0x0015, Jt: 17, Jf: 0, K: 0x00000156},  // 103: jeq 0x156 ? 121 : 104 (open_by_handle_at)
-		{Code: 0x0015, Jt: 16, Jf: 0, K: 0x0000015a},  // 104: jeq 0x15a ? 121 : 105 (setns)
-		{Code: 0x0015, Jt: 15, Jf: 0, K: 0x0000015e},  // 105: jeq 0x15e ? 121 : 106 (finit_module)
-		{Code: 0x0015, Jt: 14, Jf: 0, K: 0x00000165},  // 106: jeq 0x165 ? 121 : 107 (bpf)
-		{Code: 0x0015, Jt: 13, Jf: 0, K: 0x00000176},  // 107: jeq 0x176 ? 121 : 108 (userfaultfd)
-		{Code: 0x0015, Jt: 0, Jf: 1, K: 0x000001b3},   // 108: jeq 0x1b3 ? 109 : 110 (clone3)
-		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x00050026},   // 109: ret ERRNO(ENOSYS)
-		{Code: 0x0015, Jt: 10, Jf: 0, K: 0x000001bb},  // 110: jeq 0x1bb ? 121 : 111 (quotactl_fd)
-		{Code: 0x0015, Jt: 1, Jf: 0, K: 0x00000078},   // 111: jeq 0x78 ? 113 : 112 (clone)
-		{Code: 0x0015, Jt: 0, Jf: 3, K: 0x00000136},   // 112: jeq 0x136 ? 113 : 116 (unshare)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000010},   // 113: ld args[0].lo
-		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x10000000},   // 114: and #0x10000000
-		{Code: 0x0015, Jt: 5, Jf: 4, K: 0x10000000},   // 115: jeq 0x10000000 ? 121 : 120
-		{Code: 0x0015, Jt: 0, Jf: 3, K: 0x00000036},   // 116: jeq 0x36 ? 117 : 120 (ioctl)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000018},   // 117: ld args[1].lo
-		{Code: 0x0015, Jt: 2, Jf: 0, K: 0x0000541c},   // 118: jeq 0x541c ? 121 : 119
-		{Code: 0x0015, Jt: 1, Jf: 0, K: 0x00005412},   // 119: jeq 0x5412 ? 121 : 120
-		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x7fff0000},   // 120: ret ALLOW
-		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x00050001},   // 121: ret ERRNO(EPERM)
-		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x80000000},   // 122: ret KILL_PROCESS
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000004},     // 0: ld arch
+		{Code: 0x0015, Jt: 0, Jf: 88, K: 0xc000003e},    // 1: jeq 0xc000003e ? 2 : 90 (amd64)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},     // 2: ld nr
+		{Code: 0x0025, Jt: 0, Jf: 82, K: 0x00000010},    // 3: jgt 0x10 ? 4 : 86
+		{Code: 0x0025, Jt: 0, Jf: 39, K: 0x00000143},    // 4: jgt 0x143 ? 5 : 44
+		{Code: 0x0025, Jt: 0, Jf: 19, K: 0x400000d4},    // 5: jgt 0x400000d4 ? 6 : 25
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x40000134},     // 6: jgt 0x40000134 ? 7 : 16
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x40000143},     // 7: jgt 0x40000143 ? 8 : 12
+		{Code: 0x0015, Jt: 137, Jf: 0, K: 0x40000210},   // 8: jeq 0x40000210 ? 146 : 9 (kexec_load)
+		{Code: 0x0015, Jt: 130, Jf: 0, K: 0x40000202},   // 9: jeq 0x40000202 ? 140 : 10 (ioctl)
+		{Code: 0x0015, Jt: 135, Jf: 0, K: 0x400001bb},   // 10: jeq 0x400001bb ? 146 : 11 (quotactl_fd)
+		{Code: 0x0015, Jt: 86, Jf: 133, K: 0x400001b3},  // 11: jeq 0x400001b3 ? 98 : 145 (clone3)
+		{Code: 0x0015, Jt: 133, Jf: 0, K: 0x40000143},   // 12: jeq 0x40000143 ? 146 : 13 (userfaultfd)
+		{Code: 0x0015, Jt: 132, Jf: 0, K: 0x40000141},   // 13: jeq 0x40000141 ? 146 : 14 (bpf)
+		{Code: 0x0015, Jt: 131, Jf: 0, K: 0x40000140},   // 14: jeq 0x40000140 ? 146 : 15 (kexec_file_load)
+		{Code: 0x0015, Jt: 130, Jf: 129, K: 0x40000139}, // 15: jeq 0x40000139 ? 146 : 145 (finit_module)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x400000fa},     // 16: jgt 0x400000fa ? 17 : 21
+		{Code: 0x0015, Jt: 128, Jf: 0, K: 0x40000134},   // 17: jeq 0x40000134 ? 146 : 18 (setns)
+		{Code: 0x0015, Jt: 127, Jf: 0, K: 0x40000130},   // 18: jeq 0x40000130 ? 146 : 19 (open_by_handle_at)
+		{Code: 0x0015, Jt: 126, Jf: 0, K: 0x4000012a},   // 19: jeq 0x4000012a ? 146 : 20 (perf_event_open)
+		{Code: 0x0015, Jt: 103, Jf: 124, K: 0x40000110}, // 20: jeq 0x40000110 ? 124 : 145 (unshare)
+		{Code: 0x0015, Jt: 124, Jf: 0, K: 0x400000fa},   // 21: jeq 0x400000fa ? 146 : 22 (keyctl)
+		{Code: 0x0015, Jt: 123, Jf: 0, K: 0x400000f9},   // 22: jeq 0x400000f9 ? 146 : 23 (request_key)
+		{Code: 0x0015, Jt: 122, Jf: 0, K: 0x400000f8},   // 23: jeq 0x400000f8 ? 146 : 24 (add_key)
+		{Code: 0x0015, Jt: 121, Jf: 120, K: 0x400000e3}, // 24: jeq 0x400000e3 ? 146 : 145 (clock_settime)
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x400000a7},     // 25: jgt 0x400000a7 ? 26 : 35
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x400000ad},     // 26: jgt 0x400000ad ? 27 : 31
+		{Code: 0x0015, Jt: 118, Jf: 0, K: 0x400000d4},   // 27: jeq 0x400000d4 ? 146 : 28 (lookup_dcookie)
+		{Code: 0x0015, Jt: 117, Jf: 0, K: 0x400000b3},   // 28: jeq 0x400000b3 ? 146 : 29 (quotactl)
+		{Code: 0x0015, Jt: 116, Jf: 0, K: 0x400000b0},   // 29: jeq 0x400000b0 ? 146 : 30 (delete_module)
+		{Code: 0x0015, Jt: 115, Jf: 114, K: 0x400000af}, // 30: jeq 0x400000af ? 146 : 145 (init_module)
+		{Code: 0x0015, Jt: 114, Jf: 0, K: 0x400000ad},   // 31: jeq 0x400000ad ? 146 : 32 (ioperm)
+		{Code: 0x0015, Jt: 113, Jf: 0, K: 0x400000ac},   // 32: jeq 0x400000ac ? 146 : 33 (iopl)
+		{Code: 0x0015, Jt: 112, Jf: 0, K: 0x400000a9},   // 33: jeq 0x400000a9 ? 146 : 34 (reboot)
+		{Code: 0x0015, Jt: 111, Jf: 110, K: 0x400000a8}, // 34: jeq 0x400000a8 ? 146 : 145 (swapoff)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x40000067},     // 35: jgt 0x40000067 ? 36 : 40
+		{Code: 0x0015, Jt: 109, Jf: 0, K: 0x400000a7},   // 36: jeq 0x400000a7 ? 146 : 37 (swapon)
+		{Code: 0x0015, Jt: 108, Jf: 0, K: 0x400000a4},   // 37: jeq 0x400000a4 ? 146 : 38 (settimeofday)
+		{Code: 0x0015, Jt: 107, Jf: 0, K: 0x400000a3},   // 38: jeq 0x400000a3 ? 146 : 39 (acct)
+		{Code: 0x0015, Jt: 106, Jf: 105, K: 0x40000099}, // 39: jeq 0x40000099 ? 146 : 145 (vhangup)
+		{Code: 0x0015, Jt: 105, Jf: 0, K: 0x40000067},   // 40: jeq 0x40000067 ? 146 : 41 (syslog)
+		{Code: 0x0015, Jt: 82, Jf: 0, K: 0x40000038},    // 41: jeq 0x40000038 ? 124 : 42 (clone)
+		{Code: 0x0015, Jt: 103, Jf: 0, K: 0x000001bb},   // 42: jeq 0x1bb ? 146 : 43 (quotactl_fd)
+		{Code: 0x0015, Jt: 54, Jf: 101, K: 0x000001b3},  // 43: jeq 0x1b3 ? 98 : 145 (clone3)
+		{Code: 0x0025, Jt: 0, Jf: 19, K: 0x000000b2},    // 44: jgt 0xb2 ? 45 : 64
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x000000fa},     // 45: jgt 0xfa ? 46 : 55
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000134},     // 46: jgt 0x134 ? 47 : 51
+		{Code: 0x0015, Jt: 98, Jf: 0, K: 0x00000143},    // 47: jeq 0x143 ? 146 : 48 (userfaultfd)
+		{Code: 0x0015, Jt: 97, Jf: 0, K: 0x00000141},    // 48: jeq 0x141 ? 146 : 49 (bpf)
+		{Code: 0x0015, Jt: 96, Jf: 0, K: 0x00000140},    // 49: jeq 0x140 ? 146 : 50 (kexec_file_load)
+		{Code: 0x0015, Jt: 95, Jf: 94, K: 0x00000139},   // 50: jeq 0x139 ? 146 : 145 (finit_module)
+		{Code: 0x0015, Jt: 94, Jf: 0, K: 0x00000134},    // 51: jeq 0x134 ? 146 : 52 (setns)
+		{Code: 0x0015, Jt: 93, Jf: 0, K: 0x00000130},    // 52: jeq 0x130 ? 146 : 53 (open_by_handle_at)
+		{Code: 0x0015, Jt: 92, Jf: 0, K: 0x0000012a},    // 53: jeq 0x12a ? 146 : 54 (perf_event_open)
+		{Code: 0x0015, Jt: 28, Jf: 90, K: 0x00000110},   // 54: jeq 0x110 ? 83 : 145 (unshare)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000000e3},     // 55: jgt 0xe3 ? 56 : 60
+		{Code: 0x0015, Jt: 89, Jf: 0, K: 0x000000fa},    // 56: jeq 0xfa ? 146 : 57 (keyctl)
+		{Code: 0x0015, Jt: 88, Jf: 0, K: 0x000000f9},    // 57: jeq 0xf9 ? 146 : 58 (request_key)
+		{Code: 0x0015, Jt: 87, Jf: 0, K: 0x000000f8},    // 58: jeq 0xf8 ? 146 : 59 (add_key)
+		{Code: 0x0015, Jt: 86, Jf: 85, K: 0x000000f6},   // 59: jeq 0xf6 ? 146 : 145 (kexec_load)
+		{Code: 0x0015, Jt: 85, Jf: 0, K: 0x000000e3},    // 60: jeq 0xe3 ? 146 : 61 (clock_settime)
+		{Code: 0x0015, Jt: 84, Jf: 0, K: 0x000000d4},    // 61: jeq 0xd4 ? 146 : 62 (lookup_dcookie)
+		{Code: 0x0015, Jt: 83, Jf: 0, K: 0x000000b4},    // 62: jeq 0xb4 ? 146 : 63 (nfsservctl)
+		{Code: 0x0015, Jt: 82, Jf: 81, K: 0x000000b3},   // 63: jeq 0xb3 ? 146 : 145 (quotactl)
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x000000a8},     // 64: jgt 0xa8 ? 65 : 74
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000000ae},     // 65: jgt 0xae ? 66 : 70
+		{Code: 0x0015, Jt: 79, Jf: 0, K: 0x000000b2},    // 66: jeq 0xb2 ? 146 : 67 (query_module)
+		{Code: 0x0015, Jt: 78, Jf: 0, K: 0x000000b1},    // 67: jeq 0xb1 ? 146 : 68 (get_kernel_syms)
+		{Code: 0x0015, Jt: 77, Jf: 0, K: 0x000000b0},    // 68: jeq 0xb0 ? 146 : 69 (delete_module)
+		{Code: 0x0015, Jt: 76, Jf: 75, K: 0x000000af},   // 69: jeq 0xaf ? 146 : 145 (init_module)
+		{Code: 0x0015, Jt: 75, Jf: 0, K: 0x000000ae},    // 70: jeq 0xae ? 146 : 71 (create_module)
+		{Code: 0x0015, Jt: 74, Jf: 0, K: 0x000000ad},    // 71: jeq 0xad ? 146 : 72 (ioperm)
+		{Code: 0x0015, Jt: 73, Jf: 0, K: 0x000000ac},    // 72: jeq 0xac ? 146 : 73 (iopl)
+		{Code: 0x0015, Jt: 72, Jf: 71, K: 0x000000a9},   // 73: jeq 0xa9 ? 146 : 145 (reboot)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000099},     // 74: jgt 0x99 ? 75 : 79
+		{Code: 0x0015, Jt: 70, Jf: 0, K: 0x000000a8},    // 75: jeq 0xa8 ? 146 : 76 (swapoff)
+		{Code: 0x0015, Jt: 69, Jf: 0, K: 0x000000a7},    // 76: jeq 0xa7 ? 146 : 77 (swapon)
+		{Code: 0x0015, Jt: 68, Jf: 0, K: 0x000000a4},    // 77: jeq 0xa4 ? 146 : 78 (settimeofday)
+		{Code: 0x0015, Jt: 67, Jf: 66, K: 0x000000a3},   // 78: jeq 0xa3 ? 146 : 145 (acct)
+		{Code: 0x0015, Jt: 66, Jf: 0, K: 0x00000099},    // 79: jeq 0x99 ? 146 : 80 (vhangup)
+		{Code: 0x0015, Jt: 65, Jf: 0, K: 0x00000086},    // 80: jeq 0x86 ? 146 : 81 (uselib)
+		{Code: 0x0015, Jt: 64, Jf: 0, K: 0x00000067},    // 81: jeq 0x67 ? 146 : 82 (syslog)
+		{Code: 0x0015, Jt: 0, Jf: 62, K: 0x00000038},    // 82: jeq 0x38 ? 83 : 145 (clone)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000014},     // 83: ld args[0].hi
+		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x00000000},     // 84: and #0x0
+		{Code: 0x0015, Jt: 38, Jf: 59, K: 0x00000000},   // 85: jeq 0x0 ? 124 : 145
+		{Code: 0x0015, Jt: 0, Jf: 58, K: 0x00000010},    // 86: jeq 0x10 ? 87 : 145 (ioctl)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x0000001c},     // 87: ld args[1].hi
+		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x00000000},     // 88: and #0x0
+		{Code: 0x0015, Jt: 50, Jf: 55, K: 0x00000000},   // 89: jeq 0x0 ? 140 : 145
+		{Code: 0x0015, Jt: 0, Jf: 56, K: 0x40000003},    // 90: jeq 0x40000003 ? 91 : 147 (x86)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},     // 91: ld nr
+		{Code: 0x0025, Jt: 0, Jf: 43, K: 0x00000056},    // 92: jgt 0x56 ? 93 : 136
+		{Code: 0x0025, Jt: 0, Jf: 20, K: 0x000000a7},    // 93: jgt 0xa7 ? 94 : 114
+		{Code: 0x0025, Jt: 0, Jf: 10, K: 0x00000136},    // 94: jgt 0x136 ? 95 : 105
+		{Code: 0x0025, Jt: 0, Jf: 5, K: 0x0000015e},     // 95: jgt 0x15e ? 96 : 101
+		{Code: 0x0015, Jt: 49, Jf: 0, K: 0x000001bb},    // 96: jeq 0x1bb ? 146 : 97 (quotactl_fd)
+		{Code: 0x0015, Jt: 0, Jf: 1, K: 0x000001b3},     // 97: jeq 0x1b3 ? 98 : 99 (clone3)
+		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x00050026},     // 98: ret ERRNO(ENOSYS)
+		{Code: 0x0015, Jt: 46, Jf: 0, K: 0x00000176},    // 99: jeq 0x176 ? 146 : 100 (userfaultfd)
+		{Code: 0x0015, Jt: 45, Jf: 44, K: 0x00000165},   // 100: jeq 0x165 ? 146 : 145 (bpf)
+		{Code: 0x0015, Jt: 44, Jf: 0, K: 0x0000015e},    // 101: jeq 0x15e ? 146 : 102 (finit_module)
+		{Code: 0x0015, Jt: 43, Jf: 0, K: 0x0000015a},    // 102: jeq 0x15a ? 146 : 103 (setns)
+		{Code: 0x0015, Jt: 42, Jf: 0, K: 0x00000156},    // 103: jeq 0x156 ? 146 : 104 (open_by_handle_at)
+		{Code: 0x0015, Jt: 41, Jf: 40, K: 0x00000150},   // 104: jeq 0x150 ? 146 : 145 (perf_event_open)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x0000011b},     // 105: jgt 0x11b ? 106 : 110
+		{Code: 0x0015, Jt: 17, Jf: 0, K: 0x00000136},    // 106: jeq 0x136 ? 124 : 107 (unshare)
+		{Code: 0x0015, Jt: 38, Jf: 0, K: 0x00000120},    // 107: jeq 0x120 ? 146 : 108 (keyctl)
+		{Code: 0x0015, Jt: 37, Jf: 0, K: 0x0000011f},    // 108: jeq 0x11f ? 146 : 109 (request_key)
+		{Code: 0x0015, Jt: 36, Jf: 35, K: 0x0000011e},   // 109: jeq 0x11e ? 146 : 145 (add_key)
+		{Code: 0x0015, Jt: 35, Jf: 0, K: 0x0000011b},    // 110: jeq 0x11b ? 146 : 111 (kexec_load)
+		{Code: 0x0015, Jt: 34, Jf: 0, K: 0x00000108},    // 111: jeq 0x108 ? 146 : 112 (clock_settime)
+		{Code: 0x0015, Jt: 33, Jf: 0, K: 0x000000fd},    // 112: jeq 0xfd ? 146 : 113 (lookup_dcookie)
+		{Code: 0x0015, Jt: 32, Jf: 31, K: 0x000000a9},   // 113: jeq 0xa9 ? 146 : 145 (nfsservctl)
+		{Code: 0x0025, Jt: 0, Jf: 12, K: 0x00000073},    // 114: jgt 0x73 ? 115 : 127
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000081},     // 115: jgt 0x81 ? 116 : 120
+		{Code: 0x0015, Jt: 29, Jf: 0, K: 0x000000a7},    // 116: jeq 0xa7 ? 146 : 117 (query_module)
+		{Code: 0x0015, Jt: 28, Jf: 0, K: 0x000000a6},    // 117: jeq 0xa6 ? 146 : 118 (vm86)
+		{Code: 0x0015, Jt: 27, Jf: 0, K: 0x00000083},    // 118: jeq 0x83 ? 146 : 119 (quotactl)
+		{Code: 0x0015, Jt: 26, Jf: 25, K: 0x00000082},   // 119: jeq 0x82 ? 146 : 145 (get_kernel_syms)
+		{Code: 0x0015, Jt: 25, Jf: 0, K: 0x00000081},    // 120: jeq 0x81 ? 146 : 121 (delete_module)
+		{Code: 0x0015, Jt: 24, Jf: 0, K: 0x00000080},    // 121: jeq 0x80 ? 146 : 122 (init_module)
+		{Code: 0x0015, Jt: 23, Jf: 0, K: 0x0000007f},    // 122: jeq 0x7f ? 146 : 123 (create_module)
+		{Code: 0x0015, Jt: 0, Jf: 21, K: 0x00000078},    // 123: jeq 0x78 ? 124 : 145 (clone)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000010},     // 124: ld args[0].lo
+		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x10000000},     // 125: and #0x10000000
+		{Code: 0x0015, Jt: 19, Jf: 18, K: 0x10000000},   // 126: jeq 0x10000000 ? 146 : 145
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000067},     // 127: jgt 0x67 ? 128 : 132
+		{Code: 0x0015, Jt: 17, Jf: 0, K: 0x00000073},    // 128: jeq 0x73 ? 146 : 129 (swapoff)
+		{Code: 0x0015, Jt: 16, Jf: 0, K: 0x00000071},    // 129: jeq 0x71 ? 146 : 130 (vm86old)
+		{Code: 0x0015, Jt: 15, Jf: 0, K: 0x0000006f},    // 130: jeq 0x6f ? 146 : 131 (vhangup)
+		{Code: 0x0015, Jt: 14, Jf: 13, K: 0x0000006e},   // 131: jeq 0x6e ? 146 : 145 (iopl)
+		{Code: 0x0015, Jt: 13, Jf: 0, K: 0x00000067},    // 132: jeq 0x67 ? 146 : 133 (syslog)
+		{Code: 0x0015, Jt: 12, Jf: 0, K: 0x00000065},    // 133: jeq 0x65 ? 146 : 134 (ioperm)
+		{Code: 0x0015, Jt: 11, Jf: 0, K: 0x00000058},    // 134: jeq 0x58 ? 146 : 135 (reboot)
+		{Code: 0x0015, Jt: 10, Jf: 9, K: 0x00000057},    // 135: jeq 0x57 ? 146 : 145 (swapon)
+		{Code: 0x0025, Jt: 0, Jf: 7, K: 0x00000019},     // 136: jgt 0x19 ? 137 : 144
+		{Code: 0x0015, Jt: 8, Jf: 0, K: 0x00000056},     // 137: jeq 0x56 ? 146 : 138 (uselib)
+		{Code: 0x0015, Jt: 7, Jf: 0, K: 0x0000004f},     // 138: jeq 0x4f ? 146 : 139 (settimeofday)
+		{Code: 0x0015, Jt: 0, Jf: 3, K: 0x00000036},     // 139: jeq 0x36 ? 140 : 143 (ioctl)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000018},     // 140: ld args[1].lo
+		{Code: 0x0015, Jt: 4, Jf: 0, K: 0x0000541c},     // 141: jeq 0x541c ? 146 : 142
+		{Code: 0x0015, Jt: 3, Jf: 2, K: 0x00005412},     // 142: jeq 0x5412 ? 146 : 145
+		{Code: 0x0015, Jt: 2, Jf: 1, K: 0x00000033},     // 143: jeq 0x33 ? 146 : 145 (acct)
+		{Code: 0x0015, Jt: 1, Jf: 0, K: 0x00000019},     // 144: jeq 0x19 ? 146 : 145 (stime)
+		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x7fff0000},     // 145: ret ALLOW
+		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x00050001},     // 146: ret ERRNO(EPERM)
+		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x80000000},     // 147: ret KILL_PROCESS
 	},
 }

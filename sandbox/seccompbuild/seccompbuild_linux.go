@@ -123,6 +123,14 @@ func configure(f *seccomp.ScmpFilter, o Options) error {
 	if err := f.SetNoNewPrivsBit(false); err != nil {
 		return fmt.Errorf("no_new_privs attribute: %w", err)
 	}
+	// A binary search over the system call numbers (libseccomp's level 2
+	// optimisation, from 2.5.0) instead of one comparison after another:
+	// the same verdicts in fewer instructions per call, and the kernel,
+	// which runs the program for every number of every entry point when it
+	// is loaded to fill its per-call cache, loads it several times faster.
+	if err := f.SetOptimize(2); err != nil {
+		return fmt.Errorf("optimize attribute: %w", err)
+	}
 	// A system call from an architecture the filter does not list cannot be
 	// judged: end the whole process rather than one thread of it.
 	if err := f.SetBadArchAction(seccomp.ActKillProcess); err != nil {
