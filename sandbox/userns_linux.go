@@ -6,6 +6,7 @@ package sandbox
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
@@ -176,6 +177,12 @@ static int self_contained(void) {
 // the process is setuid root (or real root) and its environment and
 // arguments are hostile input that must not steer anything here.
 __attribute__((constructor)) static void selfdock_enter_userns(int argc, char **argv, char **envp) {
+	// One malloc arena for the whole process: the Go runtime's threads
+	// (pthreads under cgo) then do not each reserve and trim an arena of
+	// their own at their first malloc (pthread_getattr_np's), a few system
+	// calls and page faults per thread at every start. selfdock's C side
+	// mallocs next to nothing.
+	mallopt(M_ARENA_MAX, 1);
 	if (geteuid() == 0) {
 		// Privileged: only raise our own limits; no input steers this.
 		selfdock_raise_limits();
