@@ -68,7 +68,7 @@ type identity struct {
 // and credentials differ from the rest of the process from here on.
 func Run(p *policy.Plan) (int, error) {
 	runtime.LockOSThread()
-	sigs := catchSignals()
+	caught := catchSignals()
 	priv := Detect()
 	id := identity{p.User.Uid, p.User.Gid, p.User.Groups}
 	if priv == Unprivileged {
@@ -84,8 +84,11 @@ func Run(p *policy.Plan) (int, error) {
 	}
 	p.Rlimits = mergeLimits(raisedLimits(), p.Rlimits)
 	Trace("plan")
-	s := &sandbox{plan: p, priv: priv, sigs: sigs, t: &tree{plan: p, id: id, ours: map[uint64]bool{}, procDir: -1, procCopy: -1, upper: -1, overlays: map[uint64]bool{}, userns: priv == Unprivileged, root0: priv == Root}}
+	s := &sandbox{plan: p, priv: priv, caught: caught, t: &tree{plan: p, id: id, ours: map[uint64]bool{}, procDir: -1, procCopy: -1, upper: -1, overlays: map[uint64]bool{}, userns: priv == Unprivileged, root0: priv == Root}}
 	if p.CgroupMemory > 0 || p.CgroupPids > 0 {
+		// A leaf cgroup made here is removed at the end: a signal must not
+		// end selfdock in between.
+		s.catching()
 		// Thread creds are the caller's file access here; a subtree that is
 		// not delegated to the caller leaves the limits out (rlimits stay).
 		cg, err := enterCgroup(p.CgroupMemory, p.CgroupPids)
@@ -140,10 +143,11 @@ func actAs(id identity) error {
 type sandbox struct {
 	plan     *policy.Plan
 	priv     Privilege
-	sigs     chan os.Signal // the forwarded signals, caught from the start
-	enter    bool           // joining an instance: its /proc is there already
-	cgroup   *cgroup        // the instance's cgroup leaf, if the policy's limits apply
-	fallback bool           // no procfs pidns option: a C child mounts /proc
+	caught   func() chan os.Signal // waits for the forwarded signals to be caught
+	sigs     chan os.Signal        // the forwarded signals, caught from the start (s.catching)
+	enter    bool                  // joining an instance: its /proc is there already
+	cgroup   *cgroup               // the instance's cgroup leaf, if the policy's limits apply
+	fallback bool                  // no procfs pidns option: a C child mounts /proc
 	t        *tree
 	pidfd    int
 	argv0    string
@@ -179,6 +183,8 @@ func (s *sandbox) setup() error {
 			return fmt.Errorf("hostname %q: %w", s.plan.Hostname, err)
 		}
 	}
+	// prepare may start squashfuse: the signals must be caught by then.
+	s.catching()
 	if err := s.t.prepare(); err != nil {
 		return err
 	}
@@ -331,6 +337,7 @@ func loopbackUp() error {
 // start drops what the command must not have, forks it stopped right after
 // its execve, mounts its /proc, checks its credentials and releases it.
 func (s *sandbox) start() (int, error) {
+	s.catching()
 	if s.fallback {
 		return s.startC()
 	}
