@@ -25,9 +25,13 @@ var ignored = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, sysca
 // anyway, so there is no window.)
 func execClean(path string, argv, env []string) error {
 	var dfl [4]uint64 // a struct sigaction whose sa_handler is SIG_DFL: all zero
-	for _, s := range ignored {
-		// Safe: this process's own signal disposition.
-		unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(s.(syscall.Signal)), uintptr(unsafe.Pointer(&dfl)), 0, 8, 0, 0)
+	for sig := 1; sig <= 64; sig++ {
+		if sig == int(unix.SIGKILL) || sig == int(unix.SIGSTOP) {
+			continue
+		}
+		// Safe: this process's own signal disposition (all of them: the
+		// old init may have ignored any, glibc's own real-time ones too).
+		unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&dfl)), 0, 8, 0, 0)
 	}
 	var none unix.Sigset_t
 	_ = unix.PthreadSigmask(unix.SIG_SETMASK, &none, nil)

@@ -55,6 +55,7 @@ int main(int argc, char **argv) {
 	sigaddset(&set, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGHUP, SIG_IGN);
+	signal(SIGRTMIN + 3, SIG_IGN);
 	pid_t c = fork();
 	if (c == 0) {
 		sigprocmask(SIG_UNBLOCK, &set, NULL);
