@@ -22,9 +22,19 @@ type logger struct{ console *os.File }
 
 func newLog(real bool) *logger {
 	lg := &logger{}
-	if real {
-		lg.console, _ = os.OpenFile("/dev/console", os.O_WRONLY|unix.O_NOCTTY, 0)
+	if !real {
+		return lg
 	}
+	c, err := os.OpenFile("/dev/console", os.O_WRONLY|unix.O_NOCTTY, 0)
+	if err != nil {
+		return lg
+	}
+	var a, b unix.Stat_t
+	if unix.Fstat(int(c.Fd()), &a) == nil && unix.Fstat(2, &b) == nil && a.Rdev == b.Rdev && b.Mode&unix.S_IFMT == unix.S_IFCHR {
+		c.Close() // standard error is the console already: once is enough
+		return lg
+	}
+	lg.console = c
 	return lg
 }
 

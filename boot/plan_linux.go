@@ -15,15 +15,15 @@ import (
 // entrypoint and cmd, else /sbin/init; with the image's environment and
 // working directory. The program must exist in the new root now: finding
 // out after the old system is gone would be too late.
-func plan(o Options) (*Meta, error) {
-	cfg, err := image.ReadConfig(ImageDir)
+func plan(o Options, root string) (*Meta, error) {
+	cfg, err := image.ReadConfig(root)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
 	if cfg == nil {
 		cfg = &image.Config{}
 	}
-	m := &Meta{Root: ImageDir, Argv: o.Argv, Env: cfg.Env, WorkDir: cfg.WorkingDir,
+	m := &Meta{Root: root, Argv: o.Argv, Env: cfg.Env, WorkDir: cfg.WorkingDir,
 		TTY: o.TTY, KeepSwap: o.KeepSwap, Grace: int(o.Grace.Milliseconds())}
 	if len(m.Argv) == 0 {
 		m.Argv = append(append([]string{}, cfg.Entrypoint...), cfg.Cmd...)
@@ -40,7 +40,7 @@ func plan(o Options) (*Meta, error) {
 	if o.Target != nil {
 		m.RealInit, m.OldExe, m.OldArgv = o.Target.RealInit, o.Target.Exe, o.Target.Argv
 	}
-	if m.Path, err = lookPath(ImageDir, m.Argv[0], m.Env); err != nil {
+	if m.Path, err = lookPath(root, m.Argv[0], m.Env); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -62,7 +62,7 @@ func Prepare(ctx context.Context, o Options) (m *Meta, err error) {
 		}
 		return nil, err
 	}
-	if m, err = plan(o); err != nil {
+	if m, err = plan(o, ImageDir); err != nil {
 		return nil, err
 	}
 	if err := m.write(); err != nil {
