@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	_ "embed"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -55,6 +56,12 @@ type fakeInit struct {
 
 func (h *harness) startFakeInit(t *testing.T, mode string) *fakeInit {
 	t.Helper()
+	return h.startFakeInitIn(t, mode, nil)
+}
+
+// startFakeInitIn starts a fake init whose standard input is stdin.
+func (h *harness) startFakeInitIn(t *testing.T, mode string, stdin io.Reader) *fakeInit {
+	t.Helper()
 	bin := buildC(filepath.Join(h.fix, "bin"), "fakeinit", fakeinitC)
 	if bin == "" {
 		t.Fatal("cannot build the fake init (gcc)")
@@ -67,7 +74,7 @@ func (h *harness) startFakeInit(t *testing.T, mode string) *fakeInit {
 	// its own files, and boot writes under /run.
 	cmd := exec.Command("unshare", "--pid", "--mount", "--fork", "--mount-proc",
 		"sh", "-c", `mount -t tmpfs boot-test-run /run && exec "$0" "$@"`, bin, mode)
-	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -422,5 +429,29 @@ func TestBootInitGivesUp(t *testing.T) {
 	if !strings.Contains(f.output(), "cannot boot: open /run/selfdock/boot/no-such-boot.json") ||
 		!strings.Contains(f.output(), "starting the old init again") {
 		t.Errorf("boot-init did not say why it gave up: %q", f.output())
+	}
+}
+
+// TestBootEmergencyShell: a CMD that cannot be executed after the point of
+// no return (a script whose interpreter the image lacks: it passes the
+// check before) drops to the image's /bin/sh, which answers on PID 1's
+// standard input.
+func TestBootEmergencyShell(t *testing.T) {
+	h := need(t)
+	img := filepath.Join(h.fix, "boot-broken.tar")
+	if err := testimage.Busybox(img, map[string]string{"/bin/broken": "#!/no/such/interpreter\n"}); err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	f := h.startFakeInitIn(t, "", pr)
+	r := h.boot(t, f, "--yes", img, "/bin/broken")
+	wantCode(t, r, 0)
+	go func() { _, _ = io.WriteString(pw, "echo EMERGENCY-SHELL-$((6*7))\n") }()
+	if !waitFor(10*time.Second, func() bool { return strings.Contains(f.output(), "EMERGENCY-SHELL-42") }) {
+		t.Fatalf("no emergency shell: %q", f.output())
+	}
+	if !strings.Contains(f.output(), `boot failed after the point of no return: exec "/bin/broken"`) {
+		t.Errorf("boot-init did not say why: %q", f.output())
 	}
 }
