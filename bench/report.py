@@ -242,6 +242,21 @@ def main():
           "bounding set), `spawned` (the C child: clone, /proc, ids, seccomp filter, execve), "
           "`released` (the command runs), `exited` (it has exited, with `true`).\n")
 
+    inits = read_inits(os.path.join(out, "inittrace.txt"))
+    if inits:
+        totals, per = inits
+        p("\n## Before main: package initialisation\n")
+        p(f"Medians over {len(totals)} starts with `GODEBUG=inittrace=1`: every package's init runs "
+          f"at each start, whether the run path uses the package or not. In all: "
+          f"{statistics.median(totals):.2f} ms. The largest:\n")
+        p("| package | init |")
+        p("|---|---|")
+        top = sorted(per.items(), key=lambda kv: -statistics.median(kv[1]))[:8]
+        for name, t in top:
+            p(f"| {name} | {statistics.median(t) * 1000:.0f} µs |")
+        p("\nThe rest of the gap to `execonly` before main is the cgo runtime (static glibc start, "
+          "threads made through pthreads) and the page faults of a larger binary.\n")
+
     p("\n## Targets\n")
     p("| target | measured | verdict |")
     p("|---|---|---|")
@@ -264,6 +279,27 @@ def main():
         p("\n## Commands that failed their trial run\n")
         for name, status in failed.items():
             p(f"- {name}: {status}")
+
+
+def read_inits(path):
+    """Per-run totals and per-package clock times (ms) of GODEBUG=inittrace=1 output."""
+    totals, per, run = [], {}, {}
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return None
+    for line in lines:
+        w = line.split()
+        if w == ["--"]:
+            if run:
+                totals.append(sum(run.values()))
+                for k, v in run.items():
+                    per.setdefault(k, []).append(v)
+            run = {}
+        elif len(w) >= 7 and w[0] == "init" and w[6] == "clock,":
+            run[w[1]] = run.get(w[1], 0.0) + float(w[4])
+    return (totals, per) if totals else None
 
 
 if __name__ == "__main__":

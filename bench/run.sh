@@ -253,6 +253,15 @@ for _ in $(seq 30); do
 	as_user "$dir/selfdock-trace" run true 2>>"$out/phases.txt" >/dev/null || true
 done
 
+# --- package initialisation ---------------------------------------------------------------------
+# 30 starts with the runtime's init trace (run as root: a setuid start would ignore GODEBUG); each
+# run's lines end with "--".
+: >"$out/inittrace.txt"
+for _ in $(seq 30); do
+	GODEBUG=inittrace=1 "$dir/selfdock" --version 2>>"$out/inittrace.txt" >/dev/null || true
+	echo -- >>"$out/inittrace.txt"
+done
+
 # --- report ------------------------------------------------------------------------------------
 say "report"
 cpu=$(sed -n '/^model name/{s/^model name[[:space:]]*: //;p;q}' /proc/cpuinfo)

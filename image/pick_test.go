@@ -165,11 +165,15 @@ func TestProgress(t *testing.T) {
 	if p.starts != 1 || p.layers != 3 || p.total != total || p.bytes != total || p.last != 3 || !p.done || p.err != nil {
 		t.Errorf("progress %+v, want 3 layers of %d bytes", p, total)
 	}
-	// NewBar on something that is not a terminal draws nothing, fails nothing.
+	// The bar ends its line with the stage complete.
 	var out strings.Builder
 	bar := NewBar(&out)
 	if _, _, err := importT(t, writeTemp(t, "oci.tar", f.tar(t)), Options{Progress: bar}); err != nil {
 		t.Fatal(err)
+	}
+	if s := out.String(); !strings.HasSuffix(s, "\x1b[K\n") || !strings.Contains(s, "layer 3/3") ||
+		!strings.Contains(s, "["+strings.Repeat("=", 32)+"]") {
+		t.Errorf("bar drew %q", s)
 	}
 }
 
