@@ -87,7 +87,7 @@ func Init(meta string, old []string) error {
 	lg.printf("point of no return: ending every other process")
 	killAll(lg, m)
 	if err := switchRoot(lg, m.Root, real); err != nil {
-		return emergency(lg, real, err)
+		return emergency(lg, m, real, err)
 	}
 	if real {
 		console(lg, m.TTY)
@@ -97,7 +97,7 @@ func Init(meta string, old []string) error {
 	}
 	lg.printf("exec %q", m.Argv)
 	err = execClean(m.Path, m.Argv, m.Env)
-	return emergency(lg, real, fmt.Errorf("exec %q: %w", m.Path, err))
+	return emergency(lg, m, real, fmt.Errorf("exec %q: %w", m.Path, err))
 }
 
 // check makes sure, before the point of no return, that the new root and
@@ -129,9 +129,20 @@ func giveUp(lg *logger, old []string, err error) error {
 	return hang(lg, isRealInit(), err)
 }
 
-// emergency runs a shell of the new root after the point of no return.
-func emergency(lg *logger, real bool, err error) error {
+// emergency runs a shell of the new root after the point of no return, on
+// the console for the real PID 1 (the old init's streams may be /dev/null).
+func emergency(lg *logger, m *Meta, real bool, err error) error {
 	lg.printf("boot failed after the point of no return: %v; trying an emergency shell /bin/sh", err)
+	// When the switch itself failed, the new root is still where Prepare
+	// put it: its shell, not the old system's. (After a successful switch
+	// that path no longer exists, and the shell is the new root's anyway.)
+	// Safe: PID 1, every other process gone.
+	if unix.Chroot(m.Root) == nil {
+		_ = os.Chdir("/")
+	}
+	if real {
+		console(lg, m.TTY)
+	}
 	err = execClean("/bin/sh", []string{"sh"}, []string{defPath})
 	lg.printf("exec /bin/sh: %v", err)
 	return hang(lg, real, err)
