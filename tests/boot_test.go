@@ -1,8 +1,12 @@
 package tests
 
 import (
+	"archive/tar"
 	"bufio"
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
+	"encoding/json"
 	"io"
 	"io/fs"
 	"os"
@@ -160,22 +164,28 @@ func lines(s string) []string {
 func TestBootReplacesNamespaceInit(t *testing.T) {
 	h := need(t)
 	img := h.bootImage(t)
-	for _, kind := range []string{"tarball", "directory"} {
+	dir := filepath.Join(h.fix, "boot-busybox-dir")
+	mkdir(t, dir, 0o755, nil)
+	if b, err := exec.Command("tar", "-xf", img, "-C", dir).CombinedOutput(); err != nil {
+		t.Fatalf("tar -x: %v %s", err, b)
+	}
+	sqfs := filepath.Join(h.fix, "boot-busybox.sqfs")
+	if b, err := exec.Command("mksquashfs", dir, sqfs, "-quiet", "-noappend", "-comp", "zstd").CombinedOutput(); err != nil {
+		t.Fatalf("mksquashfs: %v %s", err, b)
+	}
+	cmd := `cat /etc/boot-marker; echo pid=$$; for p in /proc/[0-9]*; do echo proc=${p#/proc/}; done; ` +
+		`test -e /run/selfdock && echo OLD-RUN-VISIBLE; grep -E "^Sig(Blk|Ign)" /proc/self/status; exec sleep 1000`
+	argv := []string{"/bin/sh", "-c", cmd}
+	// A docker save archive names no CMD on the command line: its
+	// entrypoint and cmd are what PID 1 runs.
+	docker := dockerSave(t, img, filepath.Join(h.fix, "boot-docker.tar"), argv[:2], argv[2:])
+	for kind, c := range map[string]struct {
+		src  string
+		argv []string
+	}{"tarball": {img, argv}, "directory": {dir, argv}, "squashfs": {sqfs, argv}, "docker-save": {docker, nil}} {
 		t.Run(kind, func(t *testing.T) {
-			src := img
-			if kind == "directory" {
-				src = filepath.Join(h.fix, "boot-busybox-dir")
-				if _, err := os.Stat(src); err != nil {
-					mkdir(t, src, 0o755, nil)
-					if b, err := exec.Command("tar", "-xf", img, "-C", src).CombinedOutput(); err != nil {
-						t.Fatalf("tar -x: %v %s", err, b)
-					}
-				}
-			}
 			f := h.startFakeInit(t, "")
-			cmd := `cat /etc/boot-marker; echo pid=$$; for p in /proc/[0-9]*; do echo proc=${p#/proc/}; done; ` +
-				`test -e /run/selfdock && echo OLD-RUN-VISIBLE; grep -E "^Sig(Blk|Ign)" /proc/self/status; exec sleep 1000`
-			r := h.boot(t, f, "--yes", "--pid", "1", src, "/bin/sh", "-c", cmd)
+			r := h.boot(t, f, append([]string{"--yes", "--pid", "1", c.src}, c.argv...)...)
 			if !wantCode(t, r, 0) {
 				t.Fatalf("fake init's output: %q", f.output())
 			}
@@ -454,4 +464,42 @@ func TestBootEmergencyShell(t *testing.T) {
 	if !strings.Contains(f.output(), `boot failed after the point of no return: exec "/bin/broken"`) {
 		t.Errorf("boot-init did not say why: %q", f.output())
 	}
+}
+
+// dockerSave writes at out a docker save archive (the format of docker
+// before 25) of one layer, the tarball layer, with an entrypoint and cmd.
+func dockerSave(t *testing.T, layer, out string, entrypoint, cmd []string) string {
+	t.Helper()
+	data, err := os.ReadFile(layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	config, _ := json.Marshal(map[string]any{
+		"architecture": "amd64", "os": "linux",
+		"config": map[string]any{"Entrypoint": entrypoint, "Cmd": cmd, "Env": []string{"PATH=/bin"}},
+		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{"sha256:" + hex.EncodeToString(sum[:])}},
+	})
+	manifest, _ := json.Marshal([]map[string]any{{"Config": "config.json", "RepoTags": []string{"bb:latest"}, "Layers": []string{"layer/layer.tar"}}})
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tw := tar.NewWriter(f)
+	for _, e := range []struct {
+		name string
+		b    []byte
+	}{{"manifest.json", manifest}, {"config.json", config}, {"layer/layer.tar", data}} {
+		if err := tw.WriteHeader(&tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.b)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(e.b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
