@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -46,7 +48,7 @@ func currentKernel(cache string) (string, error) {
 	}
 	version := strings.TrimPrefix(pkg, "linux-image-")
 	vmlinuz := filepath.Join(cache, "vmlinuz-"+version)
-	if !exists(vmlinuz) || !exists(filepath.Join(cache, "config-"+version)) {
+	if !exists(vmlinuz) || !exists(filepath.Join(cache, "config-"+version)) || !exists(brdModule(vmlinuz)) {
 		if err := fetchKernel(cache, pkg, version); err != nil {
 			return "", err
 		}
@@ -101,19 +103,21 @@ func fetchKernel(cache, pkg, version string) error {
 	}
 	old, _ := filepath.Glob(filepath.Join(cache, "vmlinuz-*"))
 	oldConfigs, _ := filepath.Glob(filepath.Join(cache, "config-*"))
-	old = append(old, oldConfigs...)
+	oldModules, _ := filepath.Glob(filepath.Join(cache, "brd-*.ko"))
+	old = append(append(old, oldConfigs...), oldModules...)
 	if err := os.MkdirAll(cache, 0o755); err != nil {
 		return err
 	}
 	want := map[string]string{
-		"./boot/vmlinuz-" + version: filepath.Join(cache, "vmlinuz-"+version),
-		"./boot/config-" + version:  filepath.Join(cache, "config-"+version),
+		"./boot/vmlinuz-" + version:                                 filepath.Join(cache, "vmlinuz-"+version),
+		"./boot/config-" + version:                                  filepath.Join(cache, "config-"+version),
+		"./lib/modules/" + version + "/kernel/drivers/block/brd.ko": filepath.Join(cache, "brd-"+version+".ko"),
 	}
 	if err := extractDeb(debs[0], want); err != nil {
 		return err
 	}
 	for _, o := range old {
-		if o != want["./boot/vmlinuz-"+version] && o != want["./boot/config-"+version] {
+		if !slices.Contains(slices.Collect(maps.Values(want)), o) {
 			os.Remove(o)
 		}
 	}
@@ -208,6 +212,12 @@ func checkConfig(config string) error {
 		}
 	}
 	return nil
+}
+
+// brdModule is the RAM disk module (brd.ko, a module in Debian's kernel)
+// cached beside vmlinuz: the boot test swaps on a RAM disk.
+func brdModule(vmlinuz string) string {
+	return filepath.Join(filepath.Dir(vmlinuz), "brd-"+strings.TrimPrefix(filepath.Base(vmlinuz), "vmlinuz-")+".ko")
 }
 
 // newestCached is the cached vmlinuz with the greatest name, "" if none

@@ -48,6 +48,7 @@ func skipOrFail(t testing.TB, reason string) {
 // fixture is what every VM test needs, made once for all of them.
 type fixture struct {
 	kernel   string   // Debian's vmlinuz
+	brd      string   // its RAM disk module, for a swap area boot must turn off
 	selfdock string   // a statically linked selfdock
 	applets  []string // busybox's applets, each linked in the initramfs's /bin
 }
@@ -82,6 +83,9 @@ func setup() (f fixture, err error) {
 	}
 	if f.kernel, err = debianKernel(cacheDir); err != nil {
 		return f, err
+	}
+	if f.brd = brdModule(f.kernel); !exists(f.brd) {
+		return f, fmt.Errorf("no cached %s: remove %s and run again", f.brd, f.kernel)
 	}
 	f.selfdock, err = selfdockBinary()
 	return f, err

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,13 +39,20 @@ echo "SELFDOCK-VM-HARNESS-OK kernel=$(uname -r)"
 poweroff -f
 `
 
+// swapOn gives the old system a swap area on a RAM disk, which boot, as
+// the real PID 1, must turn off.
+const swapOn = `insmod /brd.ko rd_nr=1 rd_size=16384 || fail insmod brd
+mkswap /dev/ram0 >/dev/null && swapon /dev/ram0 || fail swapon
+echo "SWAP-ON $(grep -c '^/dev/ram0 ' /proc/swaps)"
+`
+
 // bootInit is the old system running boot, which does not return when it
 // works. wait is a format whose one %s is boot's command line: it says how
 // PID 1 waits for it.
 func bootInit(wait string) string {
 	boot := "/bin/selfdock boot --yes --i-know-this-replaces-the-running-system /image.tar /bin/sh -c '" +
 		checkScript + "'"
-	return oldSystem + fmt.Sprintf(wait, boot) + `
+	return oldSystem + swapOn + fmt.Sprintf(wait, boot) + `
 echo "BOOT-FAILED rc=$?"
 poweroff -f
 `
@@ -71,6 +79,7 @@ read token </etc/selfdock-vm-image
 echo "SDVM token=$token"
 echo "SDVM pid=$$"
 while read dev dir type rest; do echo "SDVM mount $dir $type"; done </proc/mounts
+while read dev rest; do [ "$dev" = Filename ] || echo "SDVM swap $dev"; done </proc/swaps
 for d in /proc/[0-9]*; do
 	n=${d#/proc/} name= ppid= state=
 	while read k v; do
@@ -133,7 +142,7 @@ func testBoot(t *testing.T, init string) {
 		t.Fatal(err)
 	}
 	r := initramfs{init: init, applets: f.applets,
-		copies: map[string]string{"bin/selfdock": f.selfdock, "image.tar": image}}
+		copies: map[string]string{"bin/selfdock": f.selfdock, "image.tar": image, "brd.ko": f.brd}}
 	lines, err := runVM(t, f.kernel, r, 240*time.Second)
 	if err != nil {
 		t.Error(err)
@@ -171,6 +180,13 @@ func checkBoot(t *testing.T, lines []string, token string) {
 		t.Errorf("CMD's $$ is %q, want 1", got)
 	}
 	checkMounts(t, findAll(lines, "SDVM mount "))
+	if on, _ := find(lines, "SWAP-ON "); on != "1" {
+		t.Errorf("the old system's swap area was not on (SWAP-ON %q)", on)
+	} else if swaps := findAll(lines, "SDVM swap "); len(swaps) > 0 {
+		t.Errorf("swap still on in the new system: %q", swaps)
+	} else if !slices.ContainsFunc(selfdockLines(lines), func(l string) bool { return strings.HasSuffix(l, "swapoff /dev/ram0") }) {
+		t.Errorf("boot-init did not report its swapoff")
+	}
 	checkProcs(t, findAll(lines, "SDVM proc "), strings.TrimPrefix(up, "daemon="))
 	if _, ok := find(lines, "SELFDOCK-VM-MARKER-OK"); !ok {
 		t.Error("no SELFDOCK-VM-MARKER-OK: the check script did not finish")
