@@ -85,7 +85,8 @@ func roff(s string) string {
 func writeMan(w io.Writer, n *kong.Node) {
 	fmt.Fprintf(w, ".TH SELFDOCK 1 \"\" \"selfdock %s\" \"User Commands\"\n", roff(version))
 	fmt.Fprintf(w, ".SH NAME\nselfdock \\- %s\n", roff(n.Help))
-	fmt.Fprint(w, ".SH SYNOPSIS\n.B selfdock\n[\\fIOPTIONS\\fR] \\fBrun\\fR|\\fBbuild\\fR [\\fIOPTIONS\\fR] [\\fB\\-\\-\\fR] \\fICMD\\fR [\\fIARG\\fR...]\n")
+	fmt.Fprint(w, ".SH SYNOPSIS\n.B selfdock\n[\\fIOPTIONS\\fR] \\fBrun\\fR|\\fBbuild\\fR [\\fIOPTIONS\\fR] [\\fB\\-\\-\\fR] \\fICMD\\fR [\\fIARG\\fR...]\n"+
+		".br\n.B selfdock boot\n[\\fIflags\\fR] \\fIIMAGE\\fR [\\fICMD\\fR [\\fIARG\\fR...]] (real root only: replaces the running system)\n")
 	fmt.Fprint(w, ".SH DESCRIPTION\nCMD runs as the invoking user in new mount, PID, IPC, UTS and network namespaces, "+
 		"on a read\\-only, nosuid, nodev view of a root file system, with a private /tmp, its own /proc and a minimal /dev. "+
 		"Nothing is written to disk. Options go before the subcommand or between it and CMD; options with two values take two separate arguments.\n")
