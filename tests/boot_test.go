@@ -31,12 +31,13 @@ var fakeinitC string
 func TestBootReplacesNamespaceInit(t *testing.T) {
 	h := need(t)
 	img := h.bootImage(t)
-	dir := filepath.Join(h.fix, "boot-busybox-dir")
+	tmp := t.TempDir() // boot runs as root: no private /tmp hides it
+	dir := filepath.Join(tmp, "dir")
 	mkdir(t, dir, 0o755, nil)
 	if b, err := exec.Command("tar", "-xf", img, "-C", dir).CombinedOutput(); err != nil {
 		t.Fatalf("tar -x: %v %s", err, b)
 	}
-	sqfs := filepath.Join(h.fix, "boot-busybox.sqfs")
+	sqfs := filepath.Join(tmp, "busybox.sqfs")
 	if b, err := exec.Command("mksquashfs", dir, sqfs, "-quiet", "-noappend", "-comp", "zstd").CombinedOutput(); err != nil {
 		t.Fatalf("mksquashfs: %v %s", err, b)
 	}
@@ -45,7 +46,7 @@ func TestBootReplacesNamespaceInit(t *testing.T) {
 	argv := []string{"/bin/sh", "-c", cmd}
 	// A docker save archive names no CMD on the command line: its
 	// entrypoint and cmd are what PID 1 runs.
-	docker := dockerSave(t, img, filepath.Join(h.fix, "boot-docker.tar"), argv[:2], argv[2:])
+	docker := dockerSave(t, img, filepath.Join(tmp, "docker.tar"), argv[:2], argv[2:])
 	for kind, c := range map[string]struct {
 		src  string
 		argv []string
@@ -130,7 +131,7 @@ func TestBootDryRunAndRefusals(t *testing.T) {
 	if !strings.Contains(r.stderr, "dry run: nothing was replaced") {
 		t.Errorf("dry run does not say so:\n%v", r)
 	}
-	huge := filepath.Join(h.fix, "huge.tar")
+	huge := filepath.Join(t.TempDir(), "huge.tar")
 	if err := os.WriteFile(huge, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +255,7 @@ func TestBootInitGivesUp(t *testing.T) {
 // standard input.
 func TestBootEmergencyShell(t *testing.T) {
 	h := need(t)
-	img := filepath.Join(h.fix, "boot-broken.tar")
+	img := filepath.Join(t.TempDir(), "broken.tar")
 	if err := testimage.Busybox(img, map[string]string{"/bin/broken": "#!/no/such/interpreter\n"}); err != nil {
 		t.Fatal(err)
 	}
