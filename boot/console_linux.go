@@ -75,6 +75,7 @@ func switchVT(n int) error {
 		return err
 	}
 	defer f.Close()
+	// Safe: the real PID 1 only (globalSteps), a console number root chose.
 	if err := unix.IoctlSetInt(int(f.Fd()), vtActivate, n); err != nil {
 		return fmt.Errorf("VT_ACTIVATE: %w", err)
 	}
@@ -145,6 +146,7 @@ func console(lg *logger, n int) {
 		lg.printf("open %s: %v; keeping the old standard streams", name, err)
 		return
 	}
+	// Safe: the real PID 1, every other process gone, takes its console.
 	_, _ = unix.Setsid()
 	_ = unix.IoctlSetInt(fd, unix.TIOCSCTTY, 1)
 	for i := 0; i < 3; i++ {

@@ -127,6 +127,9 @@ func waitStop(pid int, deadline time.Time) (unix.WaitStatus, error) {
 // the target is stopped after when it was in a system call (an init
 // waiting in waitid or epoll_wait); otherwise one is written where it
 // stands, and put back on failure.
+//
+// Safe, as every ptrace request below: it goes to pid, which FindTarget
+// vetted and Inject seized, from the thread that seized it.
 func prepareCall(pid int, path string, argv []string) (*saved, error) {
 	s := &saved{}
 	if err := unix.PtraceGetRegs(pid, &s.regs); err != nil {
