@@ -97,8 +97,10 @@ static int sd_child_main(void *arg) {
 	// the command orphaned. (getppid() cannot tell: it is 0 for PID 1.)
 	// A pidfd polls readable once its process has exited (pidfd_send_signal
 	// would not do: the parent is outside this PID namespace).
+	// ppoll, not poll: arm64 has only the former.
 	struct pollfd pfd = {c->parentfd, POLLIN, 0};
-	if (c->parentfd >= 0 && (syscall(SYS_poll, &pfd, 1, 0) != 0 || pfd.revents)) {
+	struct timespec now = {0, 0};
+	if (c->parentfd >= 0 && (syscall(SYS_ppoll, &pfd, 1, &now, NULL, 0) != 0 || pfd.revents)) {
 		errno = ESRCH;
 		sd_fail(c, SD_ORPHAN);
 	}
