@@ -5,7 +5,7 @@
 #   make check            Debian packages, gofmt, go vet, staticcheck, every test (as CI runs it)
 #   make test             unit tests only, quick (go test ./...)
 #   make integration      the end-to-end tests in tests/, verbose
-#   sudo make vmtest      the qemu tests in tests/vm: selfdock boot on a VM's PID 1
+#   sudo make vmtest      the qemu tests in tests/vm: selfdock boot on a VM's PID 1 (x86-64, arm64)
 #   make fuzz             each Fuzz target under policy/ and cmd/ for $(FUZZTIME)
 #   sudo make bench       bench/run.sh: timings against bubblewrap, writes bench/REPORT.md
 #   make clean            remove build/
@@ -22,6 +22,7 @@ FUZZTIME ?= 20s
 
 BUILD := build
 BIN   := $(BUILD)/selfdock
+BIN_ARM64 := $(BUILD)/selfdock-arm64
 # GOBIN for tools the checks use, kept out of the caller's GOPATH.
 TOOLS := $(CURDIR)/$(BUILD)/bin
 
@@ -39,7 +40,7 @@ GO_BUILD := CGO_ENABLED=1 $(GO) build -trimpath -tags osusergo,netgo \
 # recommends it). Check: what the end-to-end tests and the benchmark use on top of that.
 BUILD_DEPS := gcc libc6-dev pkg-config libseccomp-dev
 CHECK_DEPS := $(BUILD_DEPS) gcc-multilib busybox-static bubblewrap hyperfine squashfs-tools squashfs-tools-ng squashfuse uidmap mmdebstrap procps util-linux passwd \
-	qemu-system-x86
+	qemu-system-x86 qemu-system-arm gcc-aarch64-linux-gnu libc6-dev-arm64-cross
 
 # apt_ensure PACKAGES: install those not yet installed. dpkg-query keeps the common case (all
 # present) to a few milliseconds; `apt-get update` runs only when something must be installed.
@@ -64,7 +65,7 @@ endef
 # Go parallelises its own work; steps here must run in the order written (check: deps first).
 .NOTPARALLEL:
 
-.PHONY: all build build-deps deps test check fmt-check vet staticcheck integration vmtest fuzz \
+.PHONY: all build build-arm64 build-deps deps test check fmt-check vet staticcheck integration vmtest fuzz \
 	bench install uninstall clean
 
 all: build
@@ -125,9 +126,16 @@ integration: build
 
 # Needs root: the VM runs `selfdock boot` on its own PID 1 (never this machine's). It installs
 # qemu-system-x86 and downloads Debian's kernel package once (cached in /var/tmp).
-vmtest: build
-	$(call apt_ensure,qemu-system-x86 busybox-static)
-	SELFDOCK_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout 30m ./tests/vm/...
+vmtest: build build-arm64
+	$(call apt_ensure,qemu-system-x86 qemu-system-arm busybox-static)
+	SELFDOCK_BIN=$(CURDIR)/$(BIN) SELFDOCK_BIN_ARM64=$(CURDIR)/$(BIN_ARM64) \
+		$(GO) test -count=1 -v -timeout 30m ./tests/vm/...
+
+# selfdock for arm64 (cross-built, static), for the arm64 VM test.
+build-arm64: build-deps
+	$(call apt_ensure,gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+	@mkdir -p $(BUILD)
+	GOARCH=arm64 CC=aarch64-linux-gnu-gcc $(GO_BUILD) -o $(BIN_ARM64) ./cmd/selfdock
 
 # Every `func FuzzXxx(` in a _test.go file under policy/ and cmd/, each for $(FUZZTIME).
 fuzz: build-deps

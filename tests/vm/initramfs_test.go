@@ -5,15 +5,14 @@ import (
 	"os"
 	"sort"
 	"strings"
-
-	"github.com/selfdock/selfdock/tests/internal/testimage"
 )
 
 // initramfs describes the "old system" the kernel unpacks and runs /init
-// of: busybox with a link in /bin for each applet, /bin/selfdock, /init
+// of: a busybox with a link in /bin for each applet, /bin/selfdock, /init
 // and extra files copied from the host.
 type initramfs struct {
 	init    string            // /init, a busybox sh script
+	busybox string            // the guest's static busybox, on the host
 	applets []string          // linked to /bin/busybox
 	copies  map[string]string // name in the initramfs -> file on the host
 }
@@ -56,7 +55,7 @@ func (r initramfs) write(out string) error {
 // copyFiles adds busybox and each of copies, in name order so that the
 // same inputs give the same archive; those in bin/ are executable.
 func (r initramfs) copyFiles(c *cpioWriter) error {
-	files := map[string]string{"bin/busybox": testimage.BusyboxPath}
+	files := map[string]string{"bin/busybox": r.busybox}
 	for name, host := range r.copies {
 		files[name] = host
 	}

@@ -13,67 +13,62 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/selfdock/selfdock/tests/internal/testimage"
 )
 
-// cacheDir keeps the extracted kernel between runs, next to the other
-// tests' cached downloads.
+// cacheDir keeps the extracted kernels (and a foreign architecture's
+// busybox and apt state) between runs, next to the other tests' cached
+// downloads. Every cached name ends with its architecture.
 const cacheDir = "/var/tmp/selfdock-test-cache/vm"
 
 // builtIn are the kernel options the VM needs compiled in, not as modules:
-// the initramfs has no modules. Debian's 6.1 kernel has them all; squashfs
-// and loop, which a squashfs IMAGE would need, are modules there.
-var builtIn = []string{
-	"BLK_DEV_INITRD", "BINFMT_SCRIPT", "TMPFS", "DEVTMPFS", "PROC_FS", "SYSFS",
-	"SERIAL_8250", "SERIAL_8250_CONSOLE", "ACPI", // ACPI: poweroff ends qemu
-}
+// the initramfs has no modules; each arch adds its console's and power-off's.
+// Debian's 6.1 kernels have them all; squashfs and loop, which a squashfs
+// IMAGE would need, are modules there.
+var builtIn = []string{"BLK_DEV_INITRD", "BINFMT_SCRIPT", "TMPFS", "DEVTMPFS", "PROC_FS", "SYSFS"}
 
-// debianKernel returns the vmlinuz of the package linux-image-amd64
-// depends on now, downloading and extracting it unless cached. When apt
-// cannot name or download it (offline), the cached kernel does.
-func debianKernel(cache string) (string, error) {
-	vmlinuz, err := currentKernel(cache)
+// debianKernel returns the vmlinuz of the package linux-image-ARCH depends
+// on now, downloading and extracting it unless cached. When apt cannot name
+// or download it (offline), the cached kernel does.
+func debianKernel(a *arch) (string, error) {
+	vmlinuz, err := currentKernel(a)
 	if err != nil {
-		if vmlinuz = newestCached(cache); vmlinuz == "" {
+		if vmlinuz = newestCached("vmlinuz-*-" + a.name); vmlinuz == "" {
 			return "", err
 		}
 	}
 	version := strings.TrimPrefix(filepath.Base(vmlinuz), "vmlinuz-")
-	return vmlinuz, checkConfig(filepath.Join(cache, "config-"+version))
+	return vmlinuz, checkConfig(filepath.Join(cacheDir, "config-"+version), slices.Concat(builtIn, a.builtIn))
 }
 
-func currentKernel(cache string) (string, error) {
-	pkg, err := aptRetryOut(kernelPackage)
+func currentKernel(a *arch) (string, error) {
+	c := aptFor(a)
+	pkg, err := c.retryOut(func() (string, error) { return kernelPackage(c, a) })
 	if err != nil {
 		return "", err
 	}
 	version := strings.TrimPrefix(pkg, "linux-image-")
-	vmlinuz := filepath.Join(cache, "vmlinuz-"+version)
-	if !exists(vmlinuz) || !exists(filepath.Join(cache, "config-"+version)) || !exists(brdModule(vmlinuz)) {
-		if err := fetchKernel(cache, pkg, version); err != nil {
-			return "", err
-		}
+	vmlinuz := filepath.Join(cacheDir, "vmlinuz-"+version)
+	config := filepath.Join(cacheDir, "config-"+version)
+	if exists(vmlinuz) && exists(config) && exists(brdModule(vmlinuz)) {
+		return vmlinuz, nil
 	}
-	return vmlinuz, nil
+	// Older kernels of a go; the other architecture's stay.
+	return vmlinuz, fetchDeb(c, pkg, map[string]string{
+		"./boot/vmlinuz-" + version:                                 vmlinuz,
+		"./boot/config-" + version:                                  config,
+		"./lib/modules/" + version + "/kernel/drivers/block/brd.ko": brdModule(vmlinuz),
+	}, "vmlinuz-*-"+a.name, "config-*-"+a.name, "brd-*-"+a.name+".ko")
 }
 
-// aptRetryOut runs f, and once more after `apt-get update` if it fails.
-func aptRetryOut(f func() (string, error)) (string, error) {
-	s, err := f()
-	if err == nil {
-		return s, nil
-	}
-	if uerr := apt("", "update", "-qq"); uerr != nil {
-		return "", fmt.Errorf("%v; then %v", err, uerr)
-	}
-	return f()
-}
-
-// kernelPackage names the versioned image linux-image-amd64 depends on,
+// kernelPackage names the versioned image linux-image-ARCH depends on,
 // such as linux-image-6.1.0-57-amd64: the metapackage has no kernel in it.
-func kernelPackage() (string, error) {
-	out, err := exec.Command("apt-cache", "depends", "linux-image-amd64").Output()
+func kernelPackage(c aptConf, a *arch) (string, error) {
+	meta := "linux-image-" + a.name
+	out, err := c.cache("depends", meta)
 	if err != nil {
-		return "", fmt.Errorf("apt-cache depends linux-image-amd64: %w", err)
+		return "", err
 	}
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Fields(line)
@@ -81,42 +76,87 @@ func kernelPackage() (string, error) {
 			return f[1], nil
 		}
 	}
-	return "", fmt.Errorf("apt-cache depends linux-image-amd64: no linux-image dependency in %q", out)
+	return "", fmt.Errorf("apt-cache depends %s: no linux-image dependency in %q", meta, out)
 }
 
-// fetchKernel downloads pkg and extracts its vmlinuz and config into
-// cache, removing older cached kernels.
-func fetchKernel(cache, pkg, version string) error {
-	tmp, err := os.MkdirTemp("", "selfdock-kernel-")
+// debianBusybox is the guest's static busybox: the host's own for the
+// host's architecture, else Debian's busybox-static for a, downloaded and
+// cached like the kernel (the cached one when offline).
+func debianBusybox(a *arch) (string, error) {
+	if !a.foreign() {
+		return testimage.BusyboxPath, nil
+	}
+	bb, err := currentBusybox(a)
+	if err != nil {
+		if bb = newestCached("busybox-*-" + a.name); bb == "" {
+			return "", err
+		}
+	}
+	return bb, nil
+}
+
+func currentBusybox(a *arch) (string, error) {
+	c := aptFor(a)
+	version, err := c.retryOut(func() (string, error) { return candidate(c, "busybox-static") })
+	if err != nil {
+		return "", err
+	}
+	bb := filepath.Join(cacheDir, "busybox-"+version+"-"+a.name)
+	if exists(bb) {
+		return bb, nil
+	}
+	return bb, fetchDeb(c, "busybox-static", map[string]string{"./bin/busybox": bb}, "busybox-*-"+a.name)
+}
+
+// candidate is the version of pkg that apt would download, without its
+// epoch (a colon in a file name is only a nuisance).
+func candidate(c aptConf, pkg string) (string, error) {
+	out, err := c.cache("show", "--no-all-versions", pkg)
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "Version: "); ok {
+			_, noEpoch, found := strings.Cut(v, ":")
+			if !found {
+				noEpoch = v
+			}
+			return strings.TrimSpace(noEpoch), nil
+		}
+	}
+	return "", fmt.Errorf("apt-cache show %s: no Version", pkg)
+}
+
+// fetchDeb downloads pkg and extracts the members of want (tar name ->
+// destination in cacheDir), then removes the other files that match old
+// (globs in cacheDir): the older versions it replaces.
+func fetchDeb(c aptConf, pkg string, want map[string]string, old ...string) error {
+	tmp, err := os.MkdirTemp("", "selfdock-deb-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
 	// The sandbox user _apt cannot write to a root-owned temporary directory;
 	// apt would fall back to root with a warning anyway.
-	if err := aptRetry(tmp, "download", "-o", "APT::Sandbox::User=root", pkg); err != nil {
+	if err := c.retry(tmp, "download", "-o", "APT::Sandbox::User=root", pkg); err != nil {
 		return err
 	}
 	debs, _ := filepath.Glob(filepath.Join(tmp, "*.deb"))
 	if len(debs) != 1 {
 		return fmt.Errorf("apt-get download %s: found %d .deb files", pkg, len(debs))
 	}
-	old, _ := filepath.Glob(filepath.Join(cache, "vmlinuz-*"))
-	oldConfigs, _ := filepath.Glob(filepath.Join(cache, "config-*"))
-	oldModules, _ := filepath.Glob(filepath.Join(cache, "brd-*.ko"))
-	old = append(append(old, oldConfigs...), oldModules...)
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		return err
+	var stale []string
+	for _, o := range old {
+		m, _ := filepath.Glob(filepath.Join(cacheDir, o))
+		stale = append(stale, m...)
 	}
-	want := map[string]string{
-		"./boot/vmlinuz-" + version:                                 filepath.Join(cache, "vmlinuz-"+version),
-		"./boot/config-" + version:                                  filepath.Join(cache, "config-"+version),
-		"./lib/modules/" + version + "/kernel/drivers/block/brd.ko": filepath.Join(cache, "brd-"+version+".ko"),
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+		return err
 	}
 	if err := extractDeb(debs[0], want); err != nil {
 		return err
 	}
-	for _, o := range old {
+	for _, o := range stale {
 		if !slices.Contains(slices.Collect(maps.Values(want)), o) {
 			os.Remove(o)
 		}
@@ -190,7 +230,7 @@ func writeAtomic(dst string, r io.Reader) error {
 
 // checkConfig fails when an option of builtIn is not =y: the kernel would
 // boot, then fail in a way that looks like a bug of selfdock.
-func checkConfig(config string) error {
+func checkConfig(config string, builtIn []string) error {
 	f, err := os.Open(config)
 	if err != nil {
 		return err
@@ -220,10 +260,10 @@ func brdModule(vmlinuz string) string {
 	return filepath.Join(filepath.Dir(vmlinuz), "brd-"+strings.TrimPrefix(filepath.Base(vmlinuz), "vmlinuz-")+".ko")
 }
 
-// newestCached is the cached vmlinuz with the greatest name, "" if none
-// (fetchKernel leaves one).
-func newestCached(cache string) string {
-	k, _ := filepath.Glob(filepath.Join(cache, "vmlinuz-*"))
+// newestCached is the file in cacheDir that matches pattern with the
+// greatest name, "" if none (fetchDeb leaves one).
+func newestCached(pattern string) string {
+	k, _ := filepath.Glob(filepath.Join(cacheDir, pattern))
 	if len(k) == 0 {
 		return ""
 	}

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -45,59 +44,68 @@ func skipOrFail(t testing.TB, reason string) {
 	t.Skip(reason)
 }
 
-// fixture is what every VM test needs, made once for all of them.
+// fixture is what every VM test of one architecture needs, made once for
+// all of them.
 type fixture struct {
+	arch     *arch
 	kernel   string   // Debian's vmlinuz
 	brd      string   // its RAM disk module, for a swap area boot must turn off
 	selfdock string   // a statically linked selfdock
+	busybox  string   // a static busybox for the guest
 	applets  []string // busybox's applets, each linked in the initramfs's /bin
 }
 
-var (
-	fixOnce sync.Once
-	fix     fixture
-	fixErr  error
-)
-
-// need returns the fixture, skipping when not root and failing when it
+// need returns a's fixture, skipping when not root and failing when it
 // cannot be made (a missing package or kernel is a failure, not a skip:
 // root can install them).
-func need(t *testing.T) fixture {
+func need(t *testing.T, a *arch) fixture {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		skipOrFail(t, "needs root: installs qemu-system-x86 and busybox-static and downloads the kernel with apt-get")
+		skipOrFail(t, "needs root: installs "+strings.Join(a.hostPackages(), " ")+
+			" and downloads the kernel with apt-get")
 	}
-	fixOnce.Do(func() { fix, fixErr = setup() })
-	if fixErr != nil {
-		t.Fatal(fixErr)
+	a.once.Do(func() { a.fix, a.err = setup(a) })
+	if a.err != nil {
+		t.Fatal(a.err)
 	}
-	return fix
+	return a.fix
 }
 
-func setup() (f fixture, err error) {
-	if err = aptEnsure("qemu-system-x86", "busybox-static"); err != nil {
+// setup: the host's busybox lists the applets of the guest's too, which
+// may not run here; both come from the same Debian release, and a link to
+// an applet the guest's lacks would only fail if used. A foreign a's
+// private package lists are refreshed once, here, for the busybox and the
+// kernel: offline, each attempt costs seconds.
+func setup(a *arch) (f fixture, err error) {
+	f.arch = a
+	if err = aptEnsure(a.hostPackages()...); err != nil {
 		return f, err
 	}
 	if f.applets, err = testimage.Applets(); err != nil {
 		return f, err
 	}
-	if f.kernel, err = debianKernel(cacheDir); err != nil {
+	aptFor(a).refresh()
+	if f.busybox, err = debianBusybox(a); err != nil {
+		return f, err
+	}
+	if f.kernel, err = debianKernel(a); err != nil {
 		return f, err
 	}
 	if f.brd = brdModule(f.kernel); !exists(f.brd) {
 		return f, fmt.Errorf("no cached %s: remove %s and run again", f.brd, f.kernel)
 	}
-	f.selfdock, err = selfdockBinary()
+	f.selfdock, err = selfdockBinary(a)
 	return f, err
 }
 
-// selfdockBinary is $SELFDOCK_BIN, else a build like make's. It must be
-// static: the initramfs and the image have no libc.
-func selfdockBinary() (string, error) {
-	bin := os.Getenv("SELFDOCK_BIN")
+// selfdockBinary is $SELFDOCK_BIN (for arm64 $SELFDOCK_BIN_ARM64), else a
+// build like make's. It must be static, the initramfs and the image have
+// no libc, and for a's machine.
+func selfdockBinary(a *arch) (string, error) {
+	bin := os.Getenv(a.binEnv)
 	if bin == "" {
-		bin = filepath.Join(scratch, "selfdock")
-		if err := buildSelfdock(bin); err != nil {
+		bin = filepath.Join(scratch, "selfdock-"+a.name)
+		if err := buildSelfdock(a, bin); err != nil {
 			return "", err
 		}
 	}
@@ -106,6 +114,9 @@ func selfdockBinary() (string, error) {
 		return "", fmt.Errorf("selfdock binary: %w", err)
 	}
 	defer ef.Close()
+	if ef.Machine != a.machineE {
+		return "", fmt.Errorf("selfdock binary %s: built for %v, the %s VM needs %v", bin, ef.Machine, a.name, a.machineE)
+	}
 	for _, p := range ef.Progs {
 		if p.Type == elf.PT_INTERP {
 			return "", fmt.Errorf("selfdock binary %s: dynamically linked; the VM has no libc (build it as make does)", bin)
@@ -115,8 +126,10 @@ func selfdockBinary() (string, error) {
 }
 
 // buildSelfdock builds the binary as make and tests/harness_test.go do:
-// static, cgo (libseccomp), without glibc's NSS.
-func buildSelfdock(out string) error {
+// static, cgo (libseccomp), without glibc's NSS; for a foreign a with its
+// cross compiler (gcc-aarch64-linux-gnu and libc6-dev-arm64-cross have
+// the libc.a the static link needs).
+func buildSelfdock(a *arch, out string) error {
 	gomod, err := exec.Command(goTool(), "env", "GOMOD").Output()
 	if err != nil {
 		return fmt.Errorf("go env GOMOD: %w", err)
@@ -130,9 +143,13 @@ func buildSelfdock(out string) error {
 	cmd := exec.CommandContext(ctx, goTool(), "build", "-trimpath", "-tags", "osusergo,netgo",
 		"-ldflags", "-s -w -linkmode external -extldflags -static", "-o", out, "./cmd/selfdock")
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	env := []string{"CGO_ENABLED=1", "GOARCH=" + a.name}
+	if a.foreign() {
+		env = append(env, "CC="+a.cc)
+	}
+	cmd.Env = append(os.Environ(), env...)
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/selfdock in %s: %v\n%s", root, err, b)
+		return fmt.Errorf("%s go build ./cmd/selfdock in %s: %v\n%s", strings.Join(env, " "), root, err, b)
 	}
 	return nil
 }

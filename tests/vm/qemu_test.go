@@ -8,37 +8,42 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// kernelCmdline: the console on the first serial port, which qemu writes
-// to the test's log; panic=-1 reboots at once on a panic (PID 1 exiting, an
-// oops), which -no-reboot turns into qemu's exit, so a dead guest never
-// waits for the timeout; quiet keeps the boot messages out of the log
-// (/init raises the console log level for selfdock's /dev/kmsg lines).
-const kernelCmdline = "console=ttyS0 panic=-1 oops=panic quiet"
+// kernelCmdline: the console on the board's first serial port, which qemu
+// writes to the test's log; panic=-1 reboots at once on a panic (PID 1
+// exiting, an oops), which -no-reboot turns into qemu's exit, so a dead
+// guest never waits for the timeout; quiet keeps the boot messages out of
+// the log (/init raises the console log level for selfdock's /dev/kmsg
+// lines).
+func kernelCmdline(a *arch) string {
+	return "console=" + a.console + " panic=-1 oops=panic quiet"
+}
 
-// qemuArgs: TCG, as there is no KVM on the development machines or in CI;
-// two CPUs, so that boot ends processes that may run on the other one (it
-// costs about as much time as one); -nodefaults drops the VGA card, the
-// network card (whose option ROM needs ipxe-qemu), floppy, CD-ROM and the
-// monitor, so that the serial port on stdout is the only output.
-func qemuArgs(kernel, initrd string) []string {
-	return []string{
+// qemuArgs: a's board, then TCG, as there is no KVM on the development
+// machines or in CI; two CPUs, so that boot ends processes that may run on
+// the other one (it costs about as much time as one); -nodefaults drops the
+// VGA card, the network card (whose option ROM needs ipxe-qemu), floppy,
+// CD-ROM and the monitor, so that the serial port on stdout is the only
+// output (a board's own serial port, as virt's PL011, stays).
+func qemuArgs(a *arch, kernel, initrd string) []string {
+	return append(slices.Clip(a.machine),
 		"-accel", "tcg", "-m", "1024", "-smp", "2",
 		"-nodefaults", "-no-user-config", "-display", "none",
 		"-serial", "stdio", "-no-reboot",
-		"-kernel", kernel, "-initrd", initrd, "-append", kernelCmdline,
-	}
+		"-kernel", kernel, "-initrd", initrd, "-append", kernelCmdline(a),
+	)
 }
 
-// runVM boots kernel with r until the guest powers off, panics or timeout
-// passes, and returns the serial console's lines (carriage returns
+// runVM boots f's kernel with r until the guest powers off, panics or
+// timeout passes, and returns the serial console's lines (carriage returns
 // removed) whatever happened; err says what went wrong with qemu itself.
-func runVM(t *testing.T, kernel string, r initramfs, timeout time.Duration) (lines []string, err error) {
+func runVM(t *testing.T, f fixture, r initramfs, timeout time.Duration) (lines []string, err error) {
 	dir := t.TempDir()
 	initrd := filepath.Join(dir, "initrd.cpio")
 	if err := r.write(initrd); err != nil {
@@ -52,7 +57,7 @@ func runVM(t *testing.T, kernel string, r initramfs, timeout time.Duration) (lin
 	defer logFile.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", qemuArgs(kernel, initrd)...)
+	cmd := exec.CommandContext(ctx, f.arch.qemu, qemuArgs(f.arch, f.kernel, initrd)...)
 	t.Logf("%s", cmd)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = logFile, &stderr

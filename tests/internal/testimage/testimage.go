@@ -33,13 +33,26 @@ var mtime = time.Unix(1700000000, 0)
 // missing parent directories made 0755). A file replaces a link of the same
 // name. out is replaced if it exists.
 func Busybox(out string, files map[string]string) error {
-	bb, err := os.ReadFile(BusyboxPath)
-	if err != nil {
-		return fmt.Errorf("read busybox: %w (install busybox-static)", err)
+	if _, err := os.Stat(BusyboxPath); err != nil {
+		return fmt.Errorf("busybox: %w (install busybox-static)", err)
 	}
 	applets, err := Applets()
 	if err != nil {
 		return err
+	}
+	return BusyboxFrom(out, BusyboxPath, applets, files)
+}
+
+// BusyboxFrom is Busybox with the busybox binary at busybox and the given
+// applets: a busybox built for another architecture, for a VM's image,
+// cannot run here to list its own.
+func BusyboxFrom(out, busybox string, applets []string, files map[string]string) error {
+	bb, err := os.ReadFile(busybox)
+	if err != nil {
+		return fmt.Errorf("read busybox: %w", err)
+	}
+	if err := checkApplets(applets); err != nil {
+		return fmt.Errorf("busybox %s: %w", busybox, err)
 	}
 	extra, err := cleanFiles(files)
 	if err != nil {
@@ -78,6 +91,21 @@ func Applets() ([]string, error) {
 		return nil, fmt.Errorf("%s --list: no applets", BusyboxPath)
 	}
 	return names, nil
+}
+
+// checkApplets refuses an empty list and names Applets leaves out: a link
+// named busybox would replace the binary, one with a slash would be made
+// outside /bin.
+func checkApplets(applets []string) error {
+	if len(applets) == 0 {
+		return fmt.Errorf("no applets")
+	}
+	for _, a := range applets {
+		if a == "" || a == "." || a == ".." || a == "busybox" || strings.Contains(a, "/") {
+			return fmt.Errorf("applet %q: not a name for a link in /bin", a)
+		}
+	}
+	return nil
 }
 
 // cleanFiles returns files keyed by clean relative names ("etc/x" for

@@ -149,3 +149,38 @@ func TestBusyboxRefuses(t *testing.T) {
 		t.Error("one file given twice: no error")
 	}
 }
+
+// TestBusyboxFrom: any binary with the caller's applets, as for a busybox
+// of another architecture; it needs no busybox here.
+func TestBusyboxFrom(t *testing.T) {
+	dir := t.TempDir()
+	bb := filepath.Join(dir, "busybox-arm64")
+	if err := os.WriteFile(bb, []byte("\x7fELF not for this machine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "image.tar")
+	if err := BusyboxFrom(out, bb, []string{"sh", "poweroff"}, map[string]string{"/etc/x": "x"}); err != nil {
+		t.Fatal(err)
+	}
+	got := readTar(t, out)
+	want := map[string]entry{
+		"bin/busybox":  {tar.TypeReg, 0o755, "", "\x7fELF not for this machine"},
+		"bin/sh":       {tar.TypeSymlink, 0o777, "busybox", ""},
+		"bin/poweroff": {tar.TypeSymlink, 0o777, "busybox", ""},
+		"sbin/init":    {tar.TypeSymlink, 0o777, "../bin/busybox", ""},
+		"etc/x":        {tar.TypeReg, 0o644, "", "x"},
+	}
+	for n, w := range want {
+		if g := got[n]; g != w {
+			t.Errorf("%s: %+v, want %+v", n, g, w)
+		}
+	}
+	if _, ok := got["bin/ls"]; ok {
+		t.Error("bin/ls: an applet that was not given")
+	}
+	for _, bad := range [][]string{nil, {"sh", "busybox"}, {"../sh"}, {""}, {".."}} {
+		if err := BusyboxFrom(out, bb, bad, nil); err == nil {
+			t.Errorf("applets %q: no error", bad)
+		}
+	}
+}
