@@ -193,3 +193,16 @@ func TestSidecarFormatsAgree(t *testing.T) {
 		t.Errorf("policy read %+v from image's %+v", out, in)
 	}
 }
+
+// TestListFlagsKeepCommas: a repeatable flag takes one word per use, commas
+// and all (kong would split "a,b" in two by default).
+func TestListFlagsKeepCommas(t *testing.T) {
+	c, _, err := parseArgs(t, "-E", "A,B", "run", "true")
+	if err != nil || !reflect.DeepEqual(c.Unset, []string{"A,B"}) {
+		t.Errorf("-E A,B: %q %v", c.Unset, err)
+	}
+	c, _, err = parseArgs(t, "pack", "--self-contained", "--cmd", "echo", "--cmd", "a,b", "--set-env", "X=1,2", "dir", "out")
+	if err != nil || !reflect.DeepEqual(c.Pack.Cmd, []string{"echo", "a,b"}) || !reflect.DeepEqual(c.Pack.SetEnv, []string{"X=1,2"}) {
+		t.Errorf("pack: cmd %q set-env %q %v", c.Pack.Cmd, c.Pack.SetEnv, err)
+	}
+}

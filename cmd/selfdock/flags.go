@@ -15,7 +15,7 @@ type sandboxFlags struct {
 	Vol         pairs    `short:"v" placeholder:"SRC DST" help:"Bind SRC read-write at DST (only where you may write SRC). Repeatable."`
 	Tmpfs       pairs    `short:"t" placeholder:"OPTS DST" help:"Mount a fresh tmpfs at DST; OPTS: size=N[kmg],mode=OCTAL or defaults. Repeatable."`
 	Env         pairs    `short:"e" placeholder:"NAME VALUE" help:"Set NAME to VALUE in the command's environment. Repeatable."`
-	Unset       []string `short:"E" name:"unset" placeholder:"NAME" help:"Remove NAME from the command's environment. Repeatable."`
+	Unset       []string `short:"E" name:"unset" sep:"none" placeholder:"NAME" help:"Remove NAME from the command's environment. Repeatable."`
 	Net         bool     `help:"Share the host's network (default: a private network with loopback only)."`
 	Hostname    string   `placeholder:"NAME" help:"Host name inside (default: the host's)."`
 	Fakeroot    bool     `help:"Run CMD as root of a user namespace of yours: your uid and gid are 0 inside, your subordinate ids (/etc/subuid, /etc/subgid) 1..N; capabilities only inside it."`

@@ -13,8 +13,8 @@ import (
 // `pack --bundle DIR OUT` reads DIR as that value and OUT as the argument.
 type packCmd struct {
 	SelfContained bool     `help:"Make OUT a copy of this selfdock carrying the image: it runs anywhere, without selfdock installed."`
-	Cmd           []string `placeholder:"ARG" help:"--self-contained: the default command, one --cmd per word (default: the image's)."`
-	SetEnv        []string `name:"set-env" placeholder:"NAME=VALUE" help:"--self-contained: an environment variable of the default run."`
+	Cmd           []string `sep:"none" placeholder:"ARG" help:"--self-contained: the default command, one --cmd per word (default: the image's)."`
+	SetEnv        []string `sep:"none" name:"set-env" placeholder:"NAME=VALUE" help:"--self-contained: an environment variable of the default run."`
 	Args          []string `arg:"" name:"DIR OUT" help:"The root file system to pack and the file to write. With --bundle DIR OUT: a single executable file (a #! header naming this selfdock, then the image; ./OUT CMD runs CMD in it)."`
 }
 
