@@ -5,6 +5,12 @@ import (
 	"strings"
 )
 
+// CallerTZ is the name under which a setuid selfdock finds the caller's TZ:
+// its C constructor renames it before the Go runtime reads it (the time
+// package would open the file TZ names, as root). The command gets it back
+// as TZ.
+const CallerTZ = "SELFDOCK_CALLER_TZ"
+
 // RuntimeEnv are variables that steer the Go runtime; they are removed before
 // any privileged work and never passed to the command.
 var RuntimeEnv = []string{"GODEBUG", "GOTRACEBACK", "GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GOENV", "SELFDOCK_FAKEROOT_SYNC"}
@@ -44,6 +50,9 @@ func Environ(caller []string, set [][2]string, unset []string) ([]string, error)
 	}
 	for _, kv := range caller {
 		k, v, ok := strings.Cut(kv, "=")
+		if k == CallerTZ {
+			k = "TZ"
+		}
 		if ok && k != "" && !Dangerous(k) {
 			put(k, v)
 		}

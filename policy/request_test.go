@@ -177,3 +177,11 @@ func FuzzPlan(f *testing.F) {
 		}
 	})
 }
+
+// TestEnvironCallerTZ: the TZ the setuid constructor hid comes back as TZ.
+func TestEnvironCallerTZ(t *testing.T) {
+	env, err := Environ([]string{"A=1", CallerTZ + "=Europe/Paris"}, nil, nil)
+	if err != nil || strings.Join(env, " ") != "A=1 TZ=Europe/Paris" {
+		t.Errorf("Environ = %q, %v", env, err)
+	}
+}

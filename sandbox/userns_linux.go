@@ -12,6 +12,7 @@ package sandbox
 #include <string.h>
 #include <unistd.h>
 #include <pthread.h>
+#include <sys/auxv.h>
 #include <sys/resource.h>
 
 // Limits the Go runtime needs to start (a small stack crashes it, a small
@@ -176,6 +177,33 @@ static int self_contained(void) {
 // unshare(CLONE_NEWUSER) requires. It returns at once when euid is 0: then
 // the process is setuid root (or real root) and its environment and
 // arguments are hostile input that must not steer anything here.
+// The caller's TZ, hidden from the setuid process (see hide_tz).
+const char selfdock_caller_tz[] = "SELFDOCK_CALLER_TZ=";
+
+// hide_tz renames the caller's TZ entries in place, in the very array the
+// Go runtime will read its environment from. Go's time package reads TZ
+// during package initialisation (a dependency asks for the local zone),
+// before main can clean anything: a TZ naming a file would make the setuid
+// process open that file as root, where a FIFO hangs it and a device file
+// acts (a watchdog, a tape). Hidden, TZ is /etc/localtime's; the command
+// gets the caller's TZ back (policy.Environ).
+static void hide_tz(char **envp) {
+	const size_t n = sizeof selfdock_caller_tz - 1;
+	for (char **e = envp; e && *e; e++) {
+		if (strncmp(*e, "TZ=", 3) != 0)
+			continue;
+		size_t len = strlen(*e + 3);
+		char *s = malloc(n + len + 1);
+		if (!s) {
+			*e = (char *)selfdock_caller_tz; // no memory: the value is lost, never used
+			continue;
+		}
+		memcpy(s, selfdock_caller_tz, n);
+		memcpy(s + n, *e + 3, len + 1);
+		*e = s;
+	}
+}
+
 __attribute__((constructor)) static void selfdock_enter_userns(int argc, char **argv, char **envp) {
 	// One malloc arena for the whole process: the Go runtime's threads
 	// (pthreads under cgo) then do not each reserve and trim an arena of
@@ -185,6 +213,9 @@ __attribute__((constructor)) static void selfdock_enter_userns(int argc, char **
 	mallopt(M_ARENA_MAX, 1);
 	if (geteuid() == 0) {
 		// Privileged: only raise our own limits; no input steers this.
+		// A setuid start (AT_SECURE) has a hostile environment: TZ hidden.
+		if (getauxval(AT_SECURE))
+			hide_tz(envp);
 		selfdock_raise_limits();
 		return;
 	}
@@ -228,6 +259,9 @@ import (
 
 	"github.com/selfdock/selfdock/policy"
 )
+
+// callerTZ is the name the constructor gives the caller's TZ.
+func callerTZ() string { return C.GoString(&C.selfdock_caller_tz[0]) }
 
 // userNamespace reports what the constructor did: entered is true when the
 // process runs in its own user namespace; err says why entering failed.

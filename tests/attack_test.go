@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // shadowLines are /etc/shadow's non-empty lines: none may ever be printed.
@@ -294,4 +296,25 @@ func TestNoMountingInside(t *testing.T) {
 		}
 	}
 	mustNotExist(t, name)
+}
+
+// TestAttackTZOpensAsRoot: Go's time package opens the file TZ names while
+// the packages initialise, before main runs. A setuid selfdock must not do
+// that as root: with TZ naming a FIFO only root may open, it would hang
+// (and a device file would act). The command still gets the caller's TZ.
+func TestAttackTZOpensAsRoot(t *testing.T) {
+	h := need(t)
+	fifo := filepath.Join(h.dir(t, nil, 0o700), "tz-fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"run", "sh", "-c", "echo \"TZ=$TZ\""}, {"--version"}, {"ps"}} {
+		r := h.sdo(t, opts{env: []string{"TZ=" + fifo}, timeout: 10 * time.Second}, args...)
+		wantCode(t, r, 0)
+		if args[0] == "run" && r.out() != "TZ="+fifo {
+			t.Errorf("the command lost the caller's TZ:\n%v", r)
+		}
+	}
+	r := h.sdo(t, opts{env: []string{"TZ=Europe/Paris"}}, "run", "sh", "-c", "echo $TZ; env | grep -c SELFDOCK_CALLER_TZ; exit 0")
+	wantOut(t, r, "Europe/Paris\n0")
 }
