@@ -16,21 +16,26 @@ package sandbox
 #include <sys/resource.h>
 
 // Limits the Go runtime needs to start (a small stack crashes it, a small
-// address space stops it before main). When the setuid process finds the
-// caller's limits below them, it raises them for itself and records the
-// originals here, which the command gets back before it runs.
-const int selfdock_limit_res[3] = {RLIMIT_STACK, RLIMIT_AS, RLIMIT_DATA};
-struct rlimit selfdock_limit_orig[3];
-int selfdock_limit_raised[3];
+// address space stops it before main, too few descriptors make it abort
+// when it makes its eventfd). When the setuid process finds the caller's
+// limits below them, it raises them for itself and records the originals
+// here, which the command gets back before it runs.
+#define SD_NLIMITS 4
+const int selfdock_limit_res[SD_NLIMITS] = {RLIMIT_STACK, RLIMIT_AS, RLIMIT_DATA, RLIMIT_NOFILE};
+struct rlimit selfdock_limit_orig[SD_NLIMITS];
+int selfdock_limit_raised[SD_NLIMITS];
 
 static void selfdock_raise_limits(void) {
 	// want: what the runtime is given when possible; need: below it, it
 	// cannot start (measured: the heap's reservations fail under ~800 MiB,
-	// and the main thread's system stack overflows at 16 KiB).
-	const rlim_t want[3] = {8 << 20, RLIM_INFINITY, RLIM_INFINITY};
-	const rlim_t need[3] = {64 << 10, (rlim_t)1 << 30, (rlim_t)1 << 30};
-	static const char *flag[3] = {"-s", "-v", "-d"};
-	for (int i = 0; i < 3; i++) {
+	// the main thread's system stack overflows at 16 KiB; the sandbox
+	// holds a few descriptors per --map).
+	const rlim_t want[SD_NLIMITS] = {8 << 20, RLIM_INFINITY, RLIM_INFINITY, 1024};
+	const rlim_t need[SD_NLIMITS] = {64 << 10, (rlim_t)1 << 30, (rlim_t)1 << 30, 64};
+	static const char *flag[SD_NLIMITS] = {"-s", "-v", "-d", "-n"};
+	static const rlim_t unit[SD_NLIMITS] = {1024, 1024, 1024, 1};
+	static const char *unitName[SD_NLIMITS] = {"KiB", "KiB", "KiB", "descriptors"};
+	for (int i = 0; i < SD_NLIMITS; i++) {
 		struct rlimit l;
 		if (getrlimit(selfdock_limit_res[i], &l) < 0 || l.rlim_cur == RLIM_INFINITY || l.rlim_cur >= want[i])
 			continue;
@@ -44,8 +49,8 @@ static void selfdock_raise_limits(void) {
 		selfdock_limit_raised[i] = 1;
 		if (n.rlim_cur < need[i]) {
 			char msg[160];
-			int len = snprintf(msg, sizeof msg, "selfdock: the limit of ulimit %s (%lu KiB) is too small for selfdock to start: it needs %lu KiB\n",
-					   flag[i], (unsigned long)(l.rlim_cur >> 10), (unsigned long)(need[i] >> 10));
+			int len = snprintf(msg, sizeof msg, "selfdock: the limit of ulimit %s (%lu %s) is too small for selfdock to start: it needs %lu %s\n",
+					   flag[i], (unsigned long)(l.rlim_cur / unit[i]), unitName[i], (unsigned long)(need[i] / unit[i]), unitName[i]);
 			(void)!write(2, msg, len);
 			_exit(124);
 		}
@@ -279,8 +284,8 @@ func userNamespace() (entered bool, err error) {
 // setuid process to start; the command gets them back.
 func raisedLimits() []policy.Rlimit {
 	var out []policy.Rlimit
-	names := [3]string{"stack", "as", "data"}
-	for i := 0; i < 3; i++ {
+	names := [...]string{"stack", "as", "data", "nofile"}
+	for i := range names {
 		if C.selfdock_limit_raised[i] != 0 {
 			o := C.selfdock_limit_orig[i]
 			out = append(out, policy.Rlimit{Resource: int(C.selfdock_limit_res[i]), Name: names[i],

@@ -846,6 +846,8 @@ func TestAttackResourceLimits(t *testing.T) {
 		times  int
 	}{
 		{"open files 4", "ulimit -n 4", "", 1},
+		{"open files 5", "ulimit -n 5", "", 1},
+		{"open files 5, soft", "ulimit -Sn 5", "", 1},
 		{"open files 12 with 4 maps", "ulimit -n 12", maps, 1},
 		{"processes 1", "ulimit -u 1", "", 1},
 		{"file size 0", "ulimit -f 0", "", 1},
@@ -872,6 +874,9 @@ func TestAttackResourceLimits(t *testing.T) {
 			}
 		})
 	}
+	// A limit raised for selfdock itself is the caller's again in the command.
+	r := h.exec(t, h.mark(opts{}), "/bin/bash", "-c", `ulimit -Sn 7 && exec "$0" run sh -c "ulimit -Sn"`, h.bin)
+	wantOut(t, r, "7")
 	h.sameHost(t, before)
 }
 
