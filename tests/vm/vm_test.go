@@ -50,10 +50,10 @@ echo "SWAP-ON $(grep -c '^/dev/ram0 ' /proc/swaps)"
 // bootInit is the old system running boot, which does not return when it
 // works. wait is a format whose one %s is boot's command line: it says how
 // PID 1 waits for it.
-func bootInit(wait string) string {
-	boot := "/bin/selfdock boot --yes --i-know-this-replaces-the-running-system /image.tar /bin/sh -c '" +
+func bootInit(wait, flags string) string {
+	boot := "/bin/selfdock boot --yes --i-know-this-replaces-the-running-system " + flags + " /image.tar /bin/sh -c '" +
 		checkScript + "'"
-	return oldSystem + swapOn + fmt.Sprintf(wait, boot) + `
+	return oldSystem + swapOn + "echo \"BOOT-FLAGS " + flags + "\"\n" + fmt.Sprintf(wait, boot) + `
 echo "BOOT-FAILED rc=$?"
 poweroff -f
 `
@@ -64,9 +64,11 @@ poweroff -f
 // wait4, as an init waiting for its children; its "wait" builtin sleeps in
 // rt_sigsuspend, as busybox's own init does. The kernel restarts the two
 // differently (-ERESTARTSYS, -ERESTARTNOHAND).
-var pid1Waits = []struct{ syscall, wait string }{
-	{"wait4", "%s"},
-	{"rt_sigsuspend", "%s &\nwait $!"},
+//
+// The second way also passes --keep-swap: the swap area must stay on.
+var pid1Waits = []struct{ syscall, wait, flags string }{
+	{"wait4", "%s", ""},
+	{"rt_sigsuspend", "%s &\nwait $!", "--keep-swap"},
 }
 
 // checkScript runs as the new PID 1, in the image. It uses shell builtins
@@ -137,7 +139,7 @@ func TestVMBoot(t *testing.T) {
 	for _, w := range pid1Waits {
 		t.Run(w.syscall, func(t *testing.T) {
 			t.Parallel()
-			testBoot(t, amd64, bootInit(w.wait))
+			testBoot(t, amd64, bootInit(w.wait, w.flags))
 		})
 	}
 }
@@ -149,7 +151,7 @@ func TestVMBoot(t *testing.T) {
 func TestVMBootArm64(t *testing.T) {
 	t.Parallel()
 	checkQuotes(t)
-	testBoot(t, arm64, bootInit(pid1Waits[0].wait))
+	testBoot(t, arm64, bootInit(pid1Waits[0].wait, pid1Waits[0].flags))
 }
 
 func checkQuotes(t *testing.T) {
@@ -213,16 +215,30 @@ func checkBoot(t *testing.T, lines []string, token string) {
 		t.Errorf("CMD's $$ is %q, want 1", got)
 	}
 	checkMounts(t, findAll(lines, "SDVM mount "))
-	if on, _ := find(lines, "SWAP-ON "); on != "1" {
-		t.Errorf("the old system's swap area was not on (SWAP-ON %q)", on)
-	} else if swaps := findAll(lines, "SDVM swap "); len(swaps) > 0 {
-		t.Errorf("swap still on in the new system: %q", swaps)
-	} else if !slices.ContainsFunc(selfdockLines(lines), func(l string) bool { return strings.HasSuffix(l, "swapoff /dev/ram0") }) {
-		t.Errorf("boot-init did not report its swapoff")
-	}
+	checkSwap(t, lines)
 	checkProcs(t, findAll(lines, "SDVM proc "), strings.TrimPrefix(up, "daemon="))
 	if _, ok := find(lines, "SELFDOCK-VM-MARKER-OK"); !ok {
 		t.Error("no SELFDOCK-VM-MARKER-OK: the check script did not finish")
+	}
+}
+
+// checkSwap: boot turns the old system's swap area off, unless told
+// --keep-swap.
+func checkSwap(t *testing.T, lines []string) {
+	t.Helper()
+	flags, _ := find(lines, "BOOT-FLAGS")
+	keep := strings.Contains(flags, "--keep-swap")
+	swaps := findAll(lines, "SDVM swap ")
+	reported := slices.ContainsFunc(selfdockLines(lines), func(l string) bool { return strings.HasSuffix(l, "swapoff /dev/ram0") })
+	switch on, _ := find(lines, "SWAP-ON "); {
+	case on != "1":
+		t.Errorf("the old system's swap area was not on (SWAP-ON %q)", on)
+	case keep && (len(swaps) != 1 || swaps[0] != "/dev/ram0" || reported):
+		t.Errorf("--keep-swap: swap areas %q in the new system, swapoff reported %v", swaps, reported)
+	case !keep && len(swaps) > 0:
+		t.Errorf("swap still on in the new system: %q", swaps)
+	case !keep && !reported:
+		t.Errorf("boot-init did not report its swapoff")
 	}
 }
 
