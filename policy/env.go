@@ -13,7 +13,9 @@ const CallerTZ = "SELFDOCK_CALLER_TZ"
 
 // RuntimeEnv are variables that steer the Go runtime; they are removed before
 // any privileged work and never passed to the command.
-var RuntimeEnv = []string{"GODEBUG", "GOTRACEBACK", "GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GOENV", "SELFDOCK_FAKEROOT_SYNC"}
+// SELFDOCK_HIDDEN is what a setuid start's C constructor leaves in place
+// of each of the others.
+var RuntimeEnv = []string{"GODEBUG", "GOTRACEBACK", "GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GOENV", "SELFDOCK_FAKEROOT_SYNC", "SELFDOCK_HIDDEN"}
 
 // libcUnsafe are the names and prefixes glibc drops for setuid programs
 // (sysdeps/generic/unsecvars.h); the command never gets them from selfdock.

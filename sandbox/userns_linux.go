@@ -8,6 +8,7 @@ package sandbox
 #include <fcntl.h>
 #include <malloc.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -192,6 +193,18 @@ const char selfdock_caller_tz[] = "SELFDOCK_CALLER_TZ=";
 // process open that file as root, where a FIFO hangs it and a device file
 // acts (a watchdog, a tape). Hidden, TZ is /etc/localtime's; the command
 // gets the caller's TZ back (policy.Environ).
+// hide_runtime_env does the same for the variables that steer the Go
+// runtime as it starts (policy.RuntimeEnv): in secure mode the runtime
+// ignores GOTRACEBACK only, and GODEBUG could turn its checks off. They
+// never reach the command either.
+static void hide_runtime_env(char **envp) {
+	static const char *names[] = {"GODEBUG=", "GOTRACEBACK=", "GOMAXPROCS=", "GOGC=", "GOMEMLIMIT=", "GOENV="};
+	for (char **e = envp; e && *e; e++)
+		for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+			if (strncmp(*e, names[i], strlen(names[i])) == 0)
+				*e = (char *)"SELFDOCK_HIDDEN=1";
+}
+
 static void hide_tz(char **envp) {
 	const size_t n = sizeof selfdock_caller_tz - 1;
 	for (char **e = envp; e && *e; e++) {
@@ -209,6 +222,23 @@ static void hide_tz(char **envp) {
 	}
 }
 
+// block_for_pid1 blocks, before the Go runtime starts, the signals whose
+// runtime handlers would end the process: as PID 1, selfdock boot-init
+// (boot/init_linux.go) must not die of a signal the old init left pending.
+// The runtime keeps the mask on its threads; boot-init relays every signal
+// to a channel, and its signal thread then takes them.
+static void block_for_pid1(void) {
+	sigset_t set;
+	sigemptyset(&set);
+	const int sigs[] = {SIGHUP, SIGINT, SIGQUIT, SIGABRT, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGTERM, SIGSTKFLT,
+			    SIGTSTP, SIGTTIN, SIGTTOU, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGWINCH, SIGIO, SIGPWR, SIGSYS};
+	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+		sigaddset(&set, sigs[i]);
+	for (int s = SIGRTMIN; s <= SIGRTMAX; s++) // glibc's own (32, 33) are below SIGRTMIN
+		sigaddset(&set, s);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
 __attribute__((constructor)) static void selfdock_enter_userns(int argc, char **argv, char **envp) {
 	// One malloc arena for the whole process: the Go runtime's threads
 	// (pthreads under cgo) then do not each reserve and trim an arena of
@@ -216,11 +246,15 @@ __attribute__((constructor)) static void selfdock_enter_userns(int argc, char **
 	// calls and page faults per thread at every start. selfdock's C side
 	// mallocs next to nothing.
 	mallopt(M_ARENA_MAX, 1);
+	if (getpid() == 1 && argc > 1 && strcmp(argv[1], "boot-init") == 0)
+		block_for_pid1();
 	if (geteuid() == 0) {
 		// Privileged: only raise our own limits; no input steers this.
 		// A setuid start (AT_SECURE) has a hostile environment: TZ hidden.
-		if (getauxval(AT_SECURE))
+		if (getauxval(AT_SECURE)) {
 			hide_tz(envp);
+			hide_runtime_env(envp);
+		}
 		selfdock_raise_limits();
 		return;
 	}

@@ -318,3 +318,16 @@ func TestAttackTZOpensAsRoot(t *testing.T) {
 	r := h.sdo(t, opts{env: []string{"TZ=Europe/Paris"}}, "run", "sh", "-c", "echo $TZ; env | grep -c SELFDOCK_CALLER_TZ; exit 0")
 	wantOut(t, r, "Europe/Paris\n0")
 }
+
+// TestAttackRuntimeEnv: the Go runtime parses GODEBUG (and GOGC,
+// GOMAXPROCS...) as it starts, before main; in secure mode it ignores only
+// GOTRACEBACK. A setuid selfdock must not let the caller steer it (here:
+// inittrace would print).
+func TestAttackRuntimeEnv(t *testing.T) {
+	h := need(t)
+	r := h.sdo(t, opts{env: []string{"GODEBUG=inittrace=1", "GOGC=1"}}, "run", "sh", "-c", "echo ${GODEBUG-unset} ${SELFDOCK_HIDDEN-unset}")
+	wantOut(t, r, "unset unset")
+	if strings.Contains(r.stderr, "init runtime") {
+		t.Errorf("the setuid runtime obeyed the caller's GODEBUG:\n%v", r)
+	}
+}
