@@ -6,23 +6,35 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"syscall"
+	"strings"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// ignored are the signals boot-init ignores, and gives back before exec.
-var ignored = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT,
-	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPIPE, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU}
+// catchAll relays every signal to a channel nobody reads but a drain:
+// PID 1 must not die of one. The Go runtime's own handlers end the process
+// on SIGTERM, SIGHUP, SIGINT and throw on a SIGQUIT, SIGABRT, SIGTRAP or
+// SIGSYS another process sends; relayed, they do nothing. Until here the
+// signals an old init left pending (systemd blocks most and reads them
+// from a signalfd) stay blocked: the C constructor blocked them before the
+// runtime started (sandbox/userns_linux.go), and the runtime's signal
+// thread unblocks them now, for this channel.
+func catchAll() {
+	sigs := make(chan os.Signal, 64)
+	signal.Notify(sigs)
+	go func() {
+		for range sigs {
+		}
+	}()
+}
 
 // execClean execs path with no signal blocked and none ignored: an execve
-// keeps both, and the old init's mask (systemd blocks most signals) and
-// boot-init's own ignores are no business of the next program. (signal.Reset
-// does not undo signal.Ignore for signals the runtime handles, so the
-// default action is set directly; a PID 1 ignores a default-action signal
-// anyway, so there is no window.)
+// keeps both, and the old init's mask and ignores (systemd blocks most
+// signals; an old init may ignore any) are no business of the next
+// program. The default action is set directly: a PID 1 ignores a signal
+// at its default action anyway, so there is no window.
 func execClean(path string, argv, env []string) error {
 	var dfl [4]uint64 // a struct sigaction whose sa_handler is SIG_DFL: all zero
 	for sig := 1; sig <= 64; sig++ {
@@ -35,9 +47,7 @@ func execClean(path string, argv, env []string) error {
 	}
 	var none unix.Sigset_t
 	_ = unix.PthreadSigmask(unix.SIG_SETMASK, &none, nil)
-	err := unix.Exec(path, argv, env)
-	signal.Ignore(ignored...)
-	return err
+	return unix.Exec(path, argv, env)
 }
 
 // InitArgs is the argv the target is made to execve: selfdock's
@@ -55,37 +65,44 @@ func InitArgs(t *Target) []string {
 // point of no return) any failure is reported and the old init is started
 // again, so that the old system keeps running; after it, a failure drops to
 // an emergency shell of the new root.
-func Init(meta string, old []string) error {
-	if os.Getpid() != 1 || os.Getuid() != 0 {
+func Init(meta string, old []string) (err error) {
+	if os.Getpid() != 1 {
 		return errors.New("boot-init: only selfdock boot runs this, as the new PID 1")
 	}
 	// For good: a mount namespace of its own (privateMounts) is this
 	// thread's only, and all that follows, up to the exec, happens in it.
 	runtime.LockOSThread()
-	// PID 1 receives only the signals it handles: the Go runtime's default
-	// handlers would make it exit on SIGTERM, ending the system.
-	signal.Ignore(ignored...)
+	catchAll()
 	lg := newLog(isRealInit())
+	defer func() {
+		if r := recover(); r != nil { // a bug must not end PID 1
+			err = hang(lg, fmt.Errorf("boot-init: %v", r))
+		}
+	}()
+	if !initialRoot() {
+		return hang(lg, errors.New("boot-init: only the real root's selfdock boot runs this"))
+	}
 	lg.printf("PID 1 is selfdock boot-init now")
+	_ = os.Remove(ExePath) // running; the copy is not needed again
 	m, err := readMeta(meta)
 	if err != nil {
-		return giveUp(lg, old, err)
+		return giveUp(lg, old, nil, err)
 	}
 	_ = os.Remove(meta) // read once: a later boot-init must not act on it again
 	real := m.RealInit && isRealInit()
 	if err := check(m); err != nil {
-		return giveUp(lg, old, err)
-	}
-	if real {
-		globalSteps(lg, m)
-	} else {
-		lg.printf("PID 1 of a PID namespace: no console switch, no swapoff (they would touch the whole machine)")
+		return giveUp(lg, old, m.OldEnv, err)
 	}
 	if err := privateMounts(real); err != nil {
-		return giveUp(lg, old, err)
+		return giveUp(lg, old, m.OldEnv, err)
 	}
 	lg.printf("point of no return: ending every other process")
 	killAll(lg, m)
+	if real {
+		globalSteps(lg, m) // now, with the old system's memory freed
+	} else {
+		lg.printf("PID 1 of a PID namespace: no console switch, no swapoff (they would touch the whole machine)")
+	}
 	if err := switchRoot(lg, m.Root, real); err != nil {
 		return emergency(lg, m, real, err)
 	}
@@ -96,8 +113,22 @@ func Init(meta string, old []string) error {
 		lg.printf("chdir %q: %v; staying in /", m.WorkDir, err)
 	}
 	lg.printf("exec %q", m.Argv)
+	closeOld()
 	err = execClean(m.Path, m.Argv, m.Env)
 	return emergency(lg, m, real, fmt.Errorf("exec %q: %w", m.Path, err))
+}
+
+// closeOld marks every descriptor the old init held beyond the standard
+// streams close-on-exec: the new system starts clean. (Not before: the
+// old init, started again on failure, needs them.)
+func closeOld() { _ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC) }
+
+// initialRoot tells whether the process is root of the initial user
+// namespace: root of another one (unshare -r) is refused, and so is a
+// process that cannot tell.
+func initialRoot() bool {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	return os.Getuid() == 0 && err == nil && strings.Join(strings.Fields(string(b)), " ") == "0 0 4294967295"
 }
 
 // check makes sure, before the point of no return, that the new root and
@@ -113,20 +144,22 @@ func check(m *Meta) error {
 	return executable(m.Root, m.Path)
 }
 
-// giveUp reports err and starts the old init again, in place: the old
-// system's processes are all still there. When even that fails, PID 1
-// stays, reaping: exiting would panic the kernel.
-func giveUp(lg *logger, old []string, err error) error {
+// giveUp reports err, removes the prepared root and starts the old init
+// again, in place, with its own environment: the old system's processes
+// are all still there. (Best effort: the old init's own state is gone, as
+// after any re-exec of it.) When even that fails, PID 1 stays, reaping.
+func giveUp(lg *logger, old, env []string, err error) error {
 	lg.printf("cannot boot: %v; starting the old init again", err)
+	Cleanup()
 	if len(old) > 0 {
 		argv := old[1:]
 		if len(argv) == 0 {
 			argv = old[:1]
 		}
-		err = execClean(old[0], argv, os.Environ())
+		err = execClean(old[0], argv, env)
 		lg.printf("exec the old init %q: %v", old[0], err)
 	}
-	return hang(lg, isRealInit(), err)
+	return hang(lg, err)
 }
 
 // emergency runs a shell of the new root after the point of no return, on
@@ -143,15 +176,18 @@ func emergency(lg *logger, m *Meta, real bool, err error) error {
 	if real {
 		console(lg, m.TTY)
 	}
+	closeOld()
 	err = execClean("/bin/sh", []string{"sh"}, []string{defPath})
 	lg.printf("exec /bin/sh: %v", err)
-	return hang(lg, real, err)
+	return hang(lg, err)
 }
 
-// hang keeps the real PID 1 alive, reaping orphans; the init of a PID
-// namespace returns the error instead (which ends that namespace only).
-func hang(lg *logger, real bool, err error) error {
-	if !real {
+// hang keeps PID 1 alive, reaping orphans, unless it is sure to be the
+// init of a PID namespace other than the machine's: then it returns the
+// error, which ends that namespace only. Unsure (no /proc), it stays:
+// the real PID 1 exiting panics the kernel.
+func hang(lg *logger, err error) error {
+	if ino, nerr := nsInode("/proc/self/ns/pid"); nerr == nil && ino != realInit {
 		return fmt.Errorf("boot-init: %w", err)
 	}
 	lg.printf("nothing left to run: PID 1 waits forever")

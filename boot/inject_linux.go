@@ -38,7 +38,8 @@ type saved struct {
 // DESTRUCTIVE: on success the process's program is replaced. FindTarget
 // must have vetted pid: never call this on the machine's PID 1 unless the
 // whole system is meant to be replaced.
-func Inject(pid int, path string, argv []string) error {
+func Inject(t *Target, path string, argv []string) error {
+	pid := t.Pid
 	// ptrace requests must come from the thread that attached.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -54,6 +55,11 @@ func Inject(pid int, path string, argv []string) error {
 	if err := waitInterrupted(pid); err != nil {
 		return err // not stopped: our exit detaches it untouched
 	}
+	// Stopped, it can no longer change: is it still the process FindTarget
+	// vetted (not a pid reused since), alone in its process?
+	if err := t.still(); err != nil {
+		return errors.Join(err, detach(pid))
+	}
 	s, err := prepareCall(pid, path, argv)
 	if err == nil {
 		err = runExecve(pid, s.call)
@@ -67,8 +73,16 @@ func Inject(pid int, path string, argv []string) error {
 	return nil
 }
 
+func detach(pid int) error {
+	if err := unix.PtraceDetach(pid); err != nil {
+		return fmt.Errorf("ptrace detach %d: %w", pid, err)
+	}
+	return nil
+}
+
 // waitInterrupted waits for the stop that PTRACE_INTERRUPT asked for,
-// delivering every signal that arrives first, as if nobody looked.
+// delivering every signal that arrives first, as if nobody looked. A
+// target that execs meanwhile is no longer the one that was vetted.
 func waitInterrupted(pid int) error {
 	deadline := time.Now().Add(stopTimeout)
 	for {
@@ -76,10 +90,16 @@ func waitInterrupted(pid int) error {
 		if err != nil {
 			return err
 		}
-		if event(st) == ptraceEventStop {
+		sig := 0
+		switch event(st) {
+		case ptraceEventStop:
 			return nil // the interrupt, or a group-stop: the process is ours
+		case unix.PTRACE_EVENT_EXEC:
+			return errors.Join(fmt.Errorf("target %d ran another program meanwhile", pid), detach(pid))
+		case 0:
+			sig = int(st.StopSignal()) // a signal for the target: deliver it
 		}
-		if err := unix.PtraceCont(pid, int(st.StopSignal())); err != nil {
+		if err := unix.PtraceCont(pid, sig); err != nil {
 			return fmt.Errorf("ptrace cont %d: %w", pid, err)
 		}
 	}
@@ -201,21 +221,25 @@ func pad8(n int) int { return (n + 7) &^ 7 }
 // calls, until the kernel reports the exec (success) or the execve's
 // return (failure: its error). Signals that arrive meanwhile are
 // delivered; a handler's own system calls are told apart by where they
-// come from.
+// come from. Whatever happens, it returns with the target stopped, so that
+// it can be restored.
 func runExecve(pid int, call uintptr) error {
 	deadline := time.Now().Add(10 * time.Second)
 	sig, inSyscall, entered := 0, false, false
 	for {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("target %d: the execve did not complete in time", pid) // stopped: restorable
+		}
 		if err := unix.PtraceSyscall(pid, sig); err != nil {
 			return fmt.Errorf("ptrace syscall %d: %w", pid, err)
 		}
 		sig = 0
 		st, err := waitStop(pid, deadline)
 		if err != nil {
-			return err
+			return errors.Join(err, stopAgain(pid)) // running: stop it to restore it
 		}
 		switch {
-		case event(st) == unix.PTRACE_EVENT_EXEC:
+		case event(st) == unix.PTRACE_EVENT_EXEC && entered:
 			return nil
 		case st.StopSignal() == syscall.SIGTRAP|0x80:
 			var r unix.PtraceRegs
@@ -223,15 +247,31 @@ func runExecve(pid int, call uintptr) error {
 				return fmt.Errorf("ptrace getregs %d: %w", pid, err)
 			}
 			inSyscall = !inSyscall
-			if inSyscall && execveEntry(&r, call) {
+			switch {
+			case inSyscall && !entered && atCall(&r, call):
+				// The prepared call, whatever number the kernel made of
+				// it on the way (arm64 may turn it into restart_syscall).
+				if err := forceExecve(pid, &r); err != nil {
+					return err
+				}
 				entered = true
-			} else if !inSyscall && entered {
+			case !inSyscall && entered:
 				return &execError{errno: syscall.Errno(-returned(&r))}
 			}
 		case event(st) == 0:
 			sig = int(st.StopSignal()) // a signal for the target: deliver it
 		}
 	}
+}
+
+// stopAgain interrupts a target that did not stop in time, so that it can
+// be restored rather than left running with the prepared registers.
+func stopAgain(pid int) error {
+	if err := unix.PtraceInterrupt(pid); err != nil {
+		return fmt.Errorf("ptrace interrupt %d: %w", pid, err)
+	}
+	_, err := waitStop(pid, time.Now().Add(stopTimeout))
+	return err
 }
 
 // execError is a failed execve in the target; the stop it was seen at is

@@ -52,10 +52,17 @@ func setCall(r *unix.PtraceRegs, call, path, argv, envp, sp uint64) {
 	r.Orig_rax = ^uint64(0) // not in a system call: no restart on the way out
 }
 
-// execveEntry tells a syscall-entry stop of the injected execve from one of
-// a signal handler's own system calls.
-func execveEntry(r *unix.PtraceRegs, call uintptr) bool {
-	return r.Orig_rax == unix.SYS_EXECVE && uintptr(r.Rip) == call+2
+// atCall tells a syscall-entry stop of the prepared call from one of a
+// signal handler's own system calls.
+func atCall(r *unix.PtraceRegs, call uintptr) bool { return uintptr(r.Rip) == call+2 }
+
+// forceExecve checks that the prepared call enters the kernel as execve:
+// with orig_rax -1 the kernel never turns it into a restart on x86-64.
+func forceExecve(pid int, r *unix.PtraceRegs) error {
+	if r.Orig_rax != unix.SYS_EXECVE {
+		return fmt.Errorf("target %d: the prepared call entered as system call %d, not execve", pid, int64(r.Orig_rax))
+	}
+	return nil
 }
 
 func returned(r *unix.PtraceRegs) int64 { return int64(r.Rax) }

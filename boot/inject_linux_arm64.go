@@ -45,10 +45,35 @@ func setCall(r *unix.PtraceRegs, call, path, argv, envp, sp uint64) {
 	r.Pc, r.Sp = call, sp
 }
 
-// execveEntry tells a syscall-entry stop of the injected execve from one of
-// a signal handler's own system calls.
-func execveEntry(r *unix.PtraceRegs, call uintptr) bool {
-	return r.Regs[8] == unix.SYS_EXECVE && uintptr(r.Pc) == call+4
+// atCall tells a syscall-entry stop of the prepared call from one of a
+// signal handler's own system calls.
+func atCall(r *unix.PtraceRegs, call uintptr) bool { return uintptr(r.Pc) == call+4 }
+
+// forceExecve makes the prepared call execve at its entry. When the target
+// was interrupted in a call the kernel restarts through restart_syscall
+// (nanosleep, a futex or poll with a timeout), the svc the call goes
+// through is the kernel's restart address, and on the way out of the stop
+// it changes x8 to restart_syscall: the number is set back here.
+func forceExecve(pid int, r *unix.PtraceRegs) error {
+	if r.Regs[8] == unix.SYS_EXECVE {
+		return nil
+	}
+	r.Regs[8] = unix.SYS_EXECVE
+	if err := unix.PtraceSetRegs(pid, r); err != nil {
+		return fmt.Errorf("ptrace setregs %d: %w", pid, err)
+	}
+	return setSyscall(pid, unix.SYS_EXECVE)
+}
+
+// setSyscall sets the number of the system call the target is in
+// (NT_ARM_SYSTEM_CALL; -1: none).
+func setSyscall(pid int, nr int32) error {
+	iov := unix.Iovec{Base: (*byte)(unsafe.Pointer(&nr)), Len: 4}
+	// Safe: the seized, vetted target's own system call number.
+	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_SETREGSET, uintptr(pid), unix.NT_ARM_SYSTEM_CALL, uintptr(unsafe.Pointer(&iov)), 0, 0); e != 0 {
+		return fmt.Errorf("ptrace set system call %d: %w", pid, e)
+	}
+	return nil
 }
 
 func returned(r *unix.PtraceRegs) int64 { return int64(r.Regs[0]) }
@@ -58,9 +83,6 @@ func returned(r *unix.PtraceRegs) int64 { return int64(r.Regs[0]) }
 // the way out, it would take x0 for the execve's return value and might
 // "restart" it a second time.
 func afterCall(pid int, r unix.PtraceRegs) unix.PtraceRegs {
-	nr := int32(noSyscall)
-	iov := unix.Iovec{Base: (*byte)(unsafe.Pointer(&nr)), Len: 4}
-	// Safe: the seized, vetted target's own system call number.
-	unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_SETREGSET, uintptr(pid), unix.NT_ARM_SYSTEM_CALL, uintptr(unsafe.Pointer(&iov)), 0, 0)
+	_ = setSyscall(pid, noSyscall)
 	return r
 }

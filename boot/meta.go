@@ -17,7 +17,7 @@ const (
 	RootDir  = Dir + "/root"      // the tmpfs
 	ImageDir = RootDir + "/image" // the unpacked image: the new root
 	MetaPath = Dir + "/boot.json" // Meta
-	procDir  = Dir + "/proc"      // PID 1's own view of its processes
+	ExePath  = Dir + "/selfdock"  // the copy of selfdock that PID 1 execs
 	maxMeta  = 1 << 20            // bytes of boot.json
 	realInit = 0xEFFFFFFC         // inode of the initial PID namespace
 	initName = "boot-init"        // the subcommand PID 1 is made to run
@@ -45,6 +45,7 @@ type Meta struct {
 	// up before the point of no return, so that the old system keeps running.
 	OldExe  string   `json:"old_exe"`
 	OldArgv []string `json:"old_argv"`
+	OldEnv  []string `json:"old_env"`
 }
 
 // write saves m at MetaPath, readable by root only.

@@ -38,7 +38,7 @@ func plan(o Options, root string) (*Meta, error) {
 		m.WorkDir = "/"
 	}
 	if o.Target != nil {
-		m.RealInit, m.OldExe, m.OldArgv = o.Target.RealInit, o.Target.Exe, o.Target.Argv
+		m.RealInit, m.OldExe, m.OldArgv, m.OldEnv = o.Target.RealInit, o.Target.Exe, o.Target.Argv, o.Target.Env
 	}
 	if m.Path, err = lookPath(root, m.Argv[0], m.Env); err != nil {
 		return nil, err

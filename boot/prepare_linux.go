@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -65,6 +66,9 @@ func Prepare(ctx context.Context, o Options) (m *Meta, err error) {
 	if m, err = plan(o, ImageDir); err != nil {
 		return nil, err
 	}
+	if err := copyExe(); err != nil {
+		return nil, err
+	}
 	if err := m.write(); err != nil {
 		return nil, fmt.Errorf("write %s: %w", MetaPath, err)
 	}
@@ -74,21 +78,59 @@ func Prepare(ctx context.Context, o Options) (m *Meta, err error) {
 // mountRoot mounts the tmpfs that will hold the new root. It is not
 // nosuid/nodev: it becomes the whole system's root. Only the real root
 // gets here (cmd checks the real uid), and the path is fixed.
+//
+// Dir is first bound onto itself and made private: the tmpfs then appears
+// in no other mount namespace (/run is shared on most systems), and its
+// later unmount here (Release) cannot reach the new PID 1's copy.
 func mountRoot(size uint64) error {
 	if err := os.MkdirAll(Dir, 0o700); err != nil {
 		return err
 	}
-	if mounted(RootDir) {
-		return fmt.Errorf("%s is already a mount point: a boot was prepared and not finished (umount it)", RootDir)
+	if mounted(RootDir) || mounted(Dir) {
+		return fmt.Errorf("%s is already a mount point: a boot was prepared and not finished (umount it)", Dir)
+	}
+	// Safe: fixed paths under /run, which only root may write, for the
+	// real root (checked by the caller); a private bind of a directory
+	// onto itself changes nothing but propagation.
+	if err := unix.Mount(Dir, Dir, "", unix.MS_BIND, ""); err != nil {
+		return &os.PathError{Op: "bind", Path: Dir, Err: err}
+	}
+	if err := unix.Mount("", Dir, "", unix.MS_PRIVATE, ""); err != nil {
+		Cleanup()
+		return &os.PathError{Op: "make private", Path: Dir, Err: err}
 	}
 	if err := os.Mkdir(RootDir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		Cleanup()
 		return err
 	}
 	data := "mode=0755,size=" + strconv.FormatUint(size, 10)
-	// Safe: a fixed path under /run, which only root may write, for the
-	// real root (checked by the caller).
+	// Safe: as above.
 	if err := unix.Mount("selfdock-boot", RootDir, "tmpfs", 0, data); err != nil {
+		Cleanup()
 		return &os.PathError{Op: "mount tmpfs", Path: RootDir, Err: err}
+	}
+	return nil
+}
+
+// copyExe copies selfdock's executable to ExePath, which PID 1 execs: a
+// path that names selfdock whatever happens to this process (its
+// /proc/PID/exe would name another process once its pid is reused).
+func copyExe() error {
+	src, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(ExePath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW, 0o700)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(dst, src)
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("copy selfdock to %s: %w", ExePath, err)
 	}
 	return nil
 }
@@ -96,10 +138,12 @@ func mountRoot(size uint64) error {
 // Cleanup undoes Prepare: the tmpfs is detached and the files removed. It is
 // what --dry-run and every failure before the takeover end with.
 func Cleanup() {
-	// Safe: a fixed path; a lazy unmount of the tmpfs Prepare mounted.
+	// Safe: fixed paths; lazy unmounts of what Prepare mounted.
 	_ = unix.Unmount(RootDir, unix.MNT_DETACH)
 	_ = os.Remove(RootDir)
 	_ = os.Remove(MetaPath)
+	_ = os.Remove(ExePath)
+	_ = unix.Unmount(Dir, unix.MNT_DETACH)
 	_ = os.Remove(Dir)
 	_ = os.Remove(filepath.Dir(Dir))
 }
@@ -185,8 +229,10 @@ func Release(pid int) bool {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	// Safe: the fixed path, in selfdock's own mount namespace only.
-	return unix.Unmount(RootDir, unix.MNT_DETACH) == nil
+	// Safe: the fixed paths, private mounts, in selfdock's own mount
+	// namespace only.
+	err := unix.Unmount(RootDir, unix.MNT_DETACH)
+	return errors.Join(err, unix.Unmount(Dir, unix.MNT_DETACH)) == nil
 }
 
 // movedOut tells whether a thread of pid is in another mount namespace than

@@ -19,6 +19,8 @@ type Target struct {
 	RealInit bool
 	Exe      string   // its program, as /proc/PID/exe names it
 	Argv     []string // its command line
+	Env      []string // its environment, for starting it again on failure
+	pidfd    int      // the process itself: a pid reused later is told apart
 }
 
 // FindTarget checks that pid may be replaced and describes it. The checks
@@ -57,8 +59,15 @@ func FindTarget(pid int, allowReal bool) (*Target, error) {
 		return nil, fmt.Errorf("target %d is this machine's init: replacing it replaces the running system; "+
 			"say so with --i-know-this-replaces-the-running-system", pid)
 	}
-	if same, err := sameNS(p, "mnt"); err != nil || !same {
-		return nil, fmt.Errorf("target %d: not in selfdock's mount namespace (it could not see the new root)%s", pid, errText(err))
+	if err := shared(p); err != nil {
+		return nil, fmt.Errorf("target %d: %w", pid, err)
+	}
+	if n, err := threads(p + "/status"); err != nil || n != 1 {
+		return nil, fmt.Errorf("target %d: a process of %d threads (one is needed: the others would run on while it is changed)%s", pid, n, errText(err))
+	}
+	// Safe: only a handle on the process, to tell it from a later one.
+	if t.pidfd, err = unix.PidfdOpen(pid, 0); err != nil {
+		return nil, fmt.Errorf("target %d: pidfd: %w", pid, err)
 	}
 	if t.Exe, err = os.Readlink(p + "/exe"); err != nil {
 		return nil, fmt.Errorf("target %d: %w", pid, err)
@@ -68,7 +77,69 @@ func FindTarget(pid int, allowReal bool) (*Target, error) {
 		return nil, fmt.Errorf("target %d: %w", pid, err)
 	}
 	t.Argv = strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+	if environ, err := os.ReadFile(p + "/environ"); err == nil && len(environ) > 0 {
+		t.Env = strings.Split(strings.TrimRight(string(environ), "\x00"), "\x00")
+	}
 	return t, nil
+}
+
+// shared checks that the process at /proc/PID p sees selfdock's files: the
+// same mount namespace and the same root directory, so that the new root
+// and selfdock's executable are where selfdock put them.
+func shared(p string) error {
+	if same, err := sameNS(p, "mnt"); err != nil || !same {
+		return fmt.Errorf("not in selfdock's mount namespace (it could not see the new root)%s", errText(err))
+	}
+	var a, b unix.Stat_t
+	if err := unix.Stat(p+"/root/", &a); err != nil {
+		return &os.PathError{Op: "stat", Path: p + "/root", Err: err}
+	}
+	if err := unix.Stat("/", &b); err != nil {
+		return &os.PathError{Op: "stat", Path: "/", Err: err}
+	}
+	if a.Dev != b.Dev || a.Ino != b.Ino {
+		return errors.New("its root directory is not selfdock's (chrooted)")
+	}
+	return nil
+}
+
+// still checks, once the target is stopped, that it is the process
+// FindTarget vetted: alive under the same pidfd (so not a pid reused
+// since), still a namespace's init in selfdock's mount namespace, still
+// one thread (a stopped thread cannot start another).
+func (t *Target) still() error {
+	p := "/proc/" + strconv.Itoa(t.Pid)
+	if err := unix.PidfdSendSignal(t.pidfd, 0, nil, 0); err != nil {
+		return fmt.Errorf("target %d: no longer the process that was checked: %w", t.Pid, err)
+	}
+	nspid, err := nsPids(p + "/status")
+	if err == nil && nspid[len(nspid)-1] != 1 {
+		err = errors.New("not a namespace's init")
+	}
+	if err == nil {
+		err = shared(p)
+	}
+	if n, terr := threads(p + "/status"); err == nil && (terr != nil || n != 1) {
+		err = fmt.Errorf("%d threads", n)
+	}
+	if err != nil {
+		return fmt.Errorf("target %d changed: %w", t.Pid, err)
+	}
+	return nil
+}
+
+// threads reads the Threads line of a /proc/PID/status file.
+func threads(status string) (int, error) {
+	b, err := os.ReadFile(status)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+			return strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return 0, fmt.Errorf("%s: no Threads line", status)
 }
 
 func errText(err error) string {
@@ -81,11 +152,16 @@ func errText(err error) string {
 // ownProc checks that /proc shows selfdock's own PID namespace: the target
 // execs /proc/<selfdock's pid>/exe, which must name selfdock there.
 func ownProc() error {
+	var fs unix.Statfs_t
+	if err := unix.Statfs("/proc", &fs); err != nil || fs.Type != unix.PROC_SUPER_MAGIC {
+		return errors.New("/proc is not a procfs")
+	}
 	s, err := os.Readlink("/proc/self")
 	if err != nil {
 		return fmt.Errorf("/proc: %w", err)
 	}
-	if s != strconv.Itoa(os.Getpid()) {
+	own, err := nsPids("/proc/self/status")
+	if s != strconv.Itoa(os.Getpid()) || err != nil || len(own) != 1 {
 		return errors.New("/proc belongs to another PID namespace than selfdock's: mount a /proc of its own")
 	}
 	return nil

@@ -48,11 +48,12 @@ func TestBootReplacesNamespaceInit(t *testing.T) {
 	// entrypoint and cmd are what PID 1 runs.
 	docker := dockerSave(t, img, filepath.Join(tmp, "docker.tar"), argv[:2], argv[2:])
 	for kind, c := range map[string]struct {
-		src  string
-		argv []string
-	}{"tarball": {img, argv}, "directory": {dir, argv}, "squashfs": {sqfs, argv}, "docker-save": {docker, nil}} {
+		src, mode string // mode: how the fake init waits
+		argv      []string
+	}{"tarball": {img, "", argv}, "directory": {dir, "", argv}, "squashfs": {sqfs, "", argv}, "docker-save": {docker, "", nil},
+		"tarball, PID 1 in nanosleep": {img, "sleep", argv}} {
 		t.Run(kind, func(t *testing.T) {
-			f := h.startFakeInit(t, "")
+			f := h.startFakeInit(t, c.mode)
 			r := h.boot(t, f, append([]string{"--yes", "--pid", "1", c.src}, c.argv...)...)
 			if !wantCode(t, r, 0) {
 				t.Fatalf("fake init's output: %q", f.output())
@@ -98,6 +99,23 @@ func TestBootExecFailsRestores(t *testing.T) {
 			t.Errorf("the fake init no longer reaps: %q", f.output())
 		}
 		h.noBootLeft(t, f.pid, false)
+	})
+	t.Run("sleeping in nanosleep", func(t *testing.T) {
+		// The kernel restarts nanosleep through restart_syscall: the
+		// restore must make the same restart.
+		f := h.startFakeInit(t, "deny-exec-sleep")
+		if !waitFor(5*time.Second, func() bool { return strings.Contains(f.output(), "sleeping") }) {
+			t.Fatalf("not sleeping: %q", f.output())
+		}
+		r := h.boot(t, f, "--yes", img, "/bin/true")
+		wantCode(t, r, 124)
+		if sc := procFile(f.pid, "syscall"); !strings.HasPrefix(sc, "230 ") && !strings.HasPrefix(sc, "219 ") {
+			t.Errorf("PID 1 not back in its sleep: %q", sc)
+		}
+		_ = syscall.Kill(f.pid, syscall.SIGUSR1)
+		if !waitFor(5*time.Second, func() bool { return strings.Contains(f.output(), "sleep ended") }) {
+			t.Errorf("the fake init's sleep is broken after the restore: %q", f.output())
+		}
 	})
 	t.Run("spinning in user space", func(t *testing.T) {
 		f := h.startFakeInit(t, "deny-exec-spin")
@@ -175,7 +193,7 @@ func TestBootRefusesUsersAndRealInit(t *testing.T) {
 	}
 	r := h.exec(t, opts{as: &root, dir: "/"}, "unshare", "--mount", "--propagation", "private",
 		"setpriv", "--bounding-set", "-sys_ptrace", "--inh-caps", "-sys_ptrace", "--",
-		h.bin, "boot", "--yes", img, "/bin/true")
+		h.bin, "boot", "--yes", "--dry-run", img, "/bin/true")
 	if wantCode(t, r, 124) && !strings.Contains(r.stderr, "is this machine's init") {
 		t.Errorf("want the real PID 1 refused, got:\n%v", r)
 	}

@@ -60,10 +60,11 @@ func (b *bootCmd) Run() error {
 			return err
 		}
 	}
-	// From here an interrupt would leave the target half taken over.
-	signal.Ignore(os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
-	exe := fmt.Sprintf("/proc/%d/exe", os.Getpid())
-	if err := boot.Inject(t.Pid, exe, boot.InitArgs(t)); err != nil {
+	// From here an interrupt, or a stop from the terminal, would leave the
+	// target half taken over.
+	signal.Ignore(os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
+		syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU)
+	if err := boot.Inject(t, boot.ExePath, boot.InitArgs(t)); err != nil {
 		boot.Cleanup()
 		return fmt.Errorf("boot: take over PID %d: %w; the old system keeps running", t.Pid, err)
 	}
@@ -99,31 +100,52 @@ func confirm(t *boot.Target) error {
 	return nil
 }
 
-// bootInitCmd is what PID 1 is made to run: `selfdock boot-init META --
-// OLDEXE OLDARGV...`. Hidden: nobody types it.
+// bootInitCmd is `selfdock boot-init META -- OLDEXE OLDARGV...`, what PID 1
+// is made to run. As PID 1 it never gets here (main calls bootInit before
+// anything else); reached otherwise, it refuses.
 type bootInitCmd struct {
 	Meta string   `arg:"" name:"META"`
 	Old  []string `arg:"" optional:"" passthrough:"" name:"OLD"`
 }
 
-// Run replaces the running system; it returns only on failure.
+// Run refuses: boot-init runs as PID 1 only.
 func (b *bootInitCmd) Run() error {
 	if err := realRootOnly("boot-init"); err != nil {
 		return err
 	}
-	old := b.Old
+	return &sandbox.Error{Code: sandbox.CodeFailed, Err: errors.New("boot-init: only selfdock boot runs this, as the new PID 1")}
+}
+
+// bootInit runs boot.Init for PID 1, from the raw arguments: no flag
+// parsing, no hardening step of the other commands (the old init's
+// descriptors must survive until the point of no return) and nothing that
+// could end the process first. boot.Init returns only when it is sure not
+// to be the machine's init.
+func bootInit(args []string) int {
+	meta, old := args[0], args[1:]
 	if len(old) > 0 && old[0] == "--" {
 		old = old[1:]
 	}
-	return boot.Init(b.Meta, old)
+	if err := boot.Init(meta, old); err != nil {
+		return fail(err)
+	}
+	return 0
 }
 
 // realRootOnly refuses anyone but the machine's real root: the setuid bit
-// never allows boot.
+// never allows boot, nor does root of a user namespace; unable to tell, it
+// refuses.
 func realRootOnly(cmd string) error {
-	if os.Getuid() != 0 || !realRoot() {
+	if os.Getuid() != 0 || !initialUserNS() {
 		return &sandbox.Error{Code: sandbox.CodeFailed,
 			Err: fmt.Errorf("%s: only the real root may replace the running system (the setuid bit does not allow it)", cmd)}
 	}
 	return nil
+}
+
+// initialUserNS tells whether the process is in the initial user namespace;
+// false when it cannot tell.
+func initialUserNS() bool {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	return err == nil && strings.Join(strings.Fields(string(b)), " ") == "0 0 4294967295"
 }

@@ -10,6 +10,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* A fake init: starts a child that must die at boot, optionally forbids
@@ -46,6 +47,20 @@ static void spin(void) {
 	fflush(stdout);
 }
 
+/* nap sleeps in nanosleep (a call the kernel restarts through
+ * restart_syscall) until SIGUSR1, instead of reaping. */
+static void nap(void) {
+	signal(SIGUSR1, on_usr1);
+	printf("fakeinit sleeping\n");
+	fflush(stdout);
+	while (!stop) {
+		struct timespec ts = {1000, 0};
+		nanosleep(&ts, NULL);
+	}
+	printf("fakeinit sleep ended\n");
+	fflush(stdout);
+}
+
 int main(int argc, char **argv) {
 	/* As systemd does, block signals (and ignore one): the new system must
 	 * not inherit either. */
@@ -69,6 +84,8 @@ int main(int argc, char **argv) {
 	fflush(stdout);
 	if (argc > 1 && strcmp(argv[1], "deny-exec-spin") == 0)
 		spin();
+	if (argc > 1 && (strcmp(argv[1], "sleep") == 0 || strcmp(argv[1], "deny-exec-sleep") == 0))
+		nap();
 	for (;;) {
 		siginfo_t si;
 		memset(&si, 0, sizeof si);

@@ -35,11 +35,7 @@ exec /bin/fakeinit deny-exec
 func TestVMBootRestoresArm64(t *testing.T) {
 	t.Parallel()
 	f := need(t, arm64)
-	fakeinit := filepath.Join(t.TempDir(), "fakeinit")
-	cc := exec.Command(arm64.cc, "-static", "-O1", "-o", fakeinit, "../testdata/fakeinit.c")
-	if b, err := cc.CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", cc, err, b)
-	}
+	fakeinit := buildFakeInit(t, arm64)
 	image := filepath.Join(t.TempDir(), "image.tar")
 	if err := testimage.BusyboxFrom(image, f.busybox, f.applets, nil); err != nil {
 		t.Fatal(err)
@@ -77,4 +73,33 @@ func anyContains(lines []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// buildFakeInit compiles tests/testdata/fakeinit.c, static, for a.
+func buildFakeInit(t *testing.T, a *arch) string {
+	t.Helper()
+	cc := "gcc"
+	if a.foreign() {
+		cc = a.cc
+	}
+	out := filepath.Join(t.TempDir(), "fakeinit")
+	cmd := exec.Command(cc, "-static", "-O1", "-o", out, "../testdata/fakeinit.c")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", cmd, err, b)
+	}
+	return out
+}
+
+// TestVMBootArm64Nanosleep: boot on arm64 with PID 1 asleep in nanosleep,
+// a call the kernel restarts through restart_syscall: at the stop the
+// kernel has rewound to the svc that the injected execve goes through, and
+// on the way out it would make that call restart_syscall.
+func TestVMBootArm64Nanosleep(t *testing.T) {
+	t.Parallel()
+	checkQuotes(t)
+	// The background shell is not PID 1: once boot has handed over, it
+	// waits to be ended with the rest of the old system.
+	init := oldSystem + swapOn + "echo \"BOOT-FLAGS \"\n(\n\tsleep 2\n\t" + bootCommand("") +
+		" || { echo \"BOOT-FAILED rc=$?\"; poweroff -f; }\n\tsleep 1000\n) &\nexec /bin/fakeinit sleep\n"
+	testBoot(t, arm64, init, map[string]string{"bin/fakeinit": buildFakeInit(t, arm64)})
 }

@@ -51,12 +51,17 @@ echo "SWAP-ON $(grep -c '^/dev/ram0 ' /proc/swaps)"
 // works. wait is a format whose one %s is boot's command line: it says how
 // PID 1 waits for it.
 func bootInit(wait, flags string) string {
-	boot := "/bin/selfdock boot --yes --i-know-this-replaces-the-running-system " + flags + " /image.tar /bin/sh -c '" +
-		checkScript + "'"
-	return oldSystem + swapOn + "echo \"BOOT-FLAGS " + flags + "\"\n" + fmt.Sprintf(wait, boot) + `
+	return oldSystem + swapOn + "echo \"BOOT-FLAGS " + flags + "\"\n" + fmt.Sprintf(wait, bootCommand(flags)) + `
 echo "BOOT-FAILED rc=$?"
 poweroff -f
 `
+}
+
+// bootCommand is the old system's selfdock boot into the image, whose
+// shell runs checkScript.
+func bootCommand(flags string) string {
+	return "/bin/selfdock boot --yes --i-know-this-replaces-the-running-system " + flags + " /image.tar /bin/sh -c '" +
+		checkScript + "'"
 }
 
 // pid1Waits are the ways the old PID 1 waits for boot, so the system calls
@@ -161,7 +166,7 @@ func checkQuotes(t *testing.T) {
 	}
 }
 
-func testBoot(t *testing.T, a *arch, init string) {
+func testBoot(t *testing.T, a *arch, init string, extra ...map[string]string) {
 	f := need(t, a)
 	token := randomToken(t)
 	image := filepath.Join(t.TempDir(), "image.tar")
@@ -169,7 +174,11 @@ func testBoot(t *testing.T, a *arch, init string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := f.initramfs(init, map[string]string{"image.tar": image, "brd.ko": f.brd})
+	copies := map[string]string{"image.tar": image, "brd.ko": f.brd}
+	for _, e := range extra {
+		maps.Copy(copies, e)
+	}
+	r := f.initramfs(init, copies)
 	lines, err := runVM(t, f, r, 240*time.Second)
 	if err != nil {
 		t.Error(err)
