@@ -15,20 +15,6 @@ func DropPrivileges() error {
 	if Detect() != Setuid {
 		return nil
 	}
-	// The limits raised for the runtime's start go back to the caller's:
-	// what runs as the caller from here (import's and pack's helpers too)
-	// must not get hard limits above theirs. Lowering needs no privilege;
-	// only the hard limit matters: the soft one may stay where it is.
-	for _, l := range raisedLimits() {
-		var cur syscall.Rlimit
-		if syscall.Getrlimit(l.Resource, &cur) != nil {
-			continue
-		}
-		lim := syscall.Rlimit{Cur: min(cur.Cur, l.Max), Max: l.Max}
-		if err := syscall.Setrlimit(l.Resource, &lim); err != nil {
-			return fmt.Errorf("drop privileges: restore limit %s: %w", l.Name, err)
-		}
-	}
 	uid, gid := syscall.Getuid(), syscall.Getgid()
 	groups, err := syscall.Getgroups()
 	if err != nil {

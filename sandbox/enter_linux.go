@@ -27,6 +27,7 @@ func Enter(target int, p *policy.Plan) (int, error) {
 		return 0, &Error{CodeFailed, err}
 	}
 	defer unix.Close(pidfd)
+	p.Rlimits = mergeLimits(raisedLimits(), p.Rlimits) // the caller's own limits, as for run
 	s := &sandbox{plan: p, priv: priv, enter: true, caught: catchSignals(), fallback: !pidnsProc(), t: &tree{plan: p, procDir: -1}}
 	if s.t.procDir, err = unix.Open("/proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
 		return 0, &Error{CodeFailed, errorf("open", "/proc", err)}

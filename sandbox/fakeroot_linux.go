@@ -140,16 +140,17 @@ func subordinate(file, name string, id uint32) ([2]uint64, error) {
 // runMap runs newuidmap or newgidmap as the caller: 0 is the caller's own
 // id, 1..count their subordinate range.
 func runMap(prog string, pid int, own uint32, r [2]uint64, id policy.Identity) error {
-	path, err := exec.LookPath(prog)
-	if err != nil {
-		for _, p := range []string{"/usr/bin/" + prog, "/bin/" + prog} {
-			if _, e := os.Stat(p); e == nil {
-				path, err = p, nil
-			}
+	// Fixed places, never the caller's PATH (searched as root, it would
+	// tell the caller which paths exist where they cannot look).
+	path := ""
+	for _, p := range []string{"/usr/bin/" + prog, "/bin/" + prog} {
+		if _, e := os.Stat(p); e == nil {
+			path = p
+			break
 		}
-		if err != nil {
-			return fmt.Errorf("not installed (Debian package uidmap)")
-		}
+	}
+	if path == "" {
+		return fmt.Errorf("not installed (Debian package uidmap)")
 	}
 	cmd := exec.Command(path, strconv.Itoa(pid), "0", strconv.Itoa(int(own)), "1", "1",
 		strconv.FormatUint(r[0], 10), strconv.FormatUint(r[1], 10))

@@ -18,9 +18,12 @@ package sandbox
 
 // Limits the Go runtime needs to start (a small stack crashes it, a small
 // address space stops it before main, too few descriptors make it abort
-// when it makes its eventfd). When the setuid process finds the caller's
-// limits below them, it raises them for itself and records the originals
-// here, which the command gets back before it runs.
+// when it makes its eventfd). The setuid process records the caller's
+// limits here, before the runtime starts (the runtime itself raises the
+// soft descriptor limit), and raises a soft limit below what the runtime
+// needs, never beyond the caller's hard limit: nothing selfdock starts
+// (the command, squashfuse, newuidmap, an entered command) can go past
+// what the caller could set themselves. The command gets them back.
 #define SD_NLIMITS 4
 const int selfdock_limit_res[SD_NLIMITS] = {RLIMIT_STACK, RLIMIT_AS, RLIMIT_DATA, RLIMIT_NOFILE};
 struct rlimit selfdock_limit_orig[SD_NLIMITS];
@@ -38,23 +41,23 @@ static void selfdock_raise_limits(void) {
 	static const char *unitName[SD_NLIMITS] = {"KiB", "KiB", "KiB", "descriptors"};
 	for (int i = 0; i < SD_NLIMITS; i++) {
 		struct rlimit l;
-		if (getrlimit(selfdock_limit_res[i], &l) < 0 || l.rlim_cur == RLIM_INFINITY || l.rlim_cur >= want[i])
+		if (getrlimit(selfdock_limit_res[i], &l) < 0)
 			continue;
 		selfdock_limit_orig[i] = l;
-		struct rlimit n = {want[i], l.rlim_max == RLIM_INFINITY || l.rlim_max > want[i] ? l.rlim_max : want[i]};
-		// Without CAP_SYS_RESOURCE in the bounding set, up to the hard limit.
-		if (setrlimit(selfdock_limit_res[i], &n) < 0) {
-			n.rlim_cur = n.rlim_max = l.rlim_max;
-			setrlimit(selfdock_limit_res[i], &n);
-		}
-		selfdock_limit_raised[i] = 1;
-		if (n.rlim_cur < need[i]) {
-			char msg[160];
-			int len = snprintf(msg, sizeof msg, "selfdock: the limit of ulimit %s (%lu %s) is too small for selfdock to start: it needs %lu %s\n",
-					   flag[i], (unsigned long)(l.rlim_cur / unit[i]), unitName[i], (unsigned long)(need[i] / unit[i]), unitName[i]);
+		selfdock_limit_raised[i] = 1; // given back to the command in any case
+		if (l.rlim_cur == RLIM_INFINITY || l.rlim_cur >= want[i])
+			continue;
+		rlim_t cur = l.rlim_max == RLIM_INFINITY || l.rlim_max > want[i] ? want[i] : l.rlim_max;
+		if (cur < need[i]) {
+			char msg[200];
+			int len = snprintf(msg, sizeof msg, "selfdock: the limit of ulimit %s (%lu %s, hard %lu) is too small for selfdock to start: it needs %lu %s\n",
+					   flag[i], (unsigned long)(l.rlim_cur / unit[i]), unitName[i],
+					   (unsigned long)(l.rlim_max / unit[i]), (unsigned long)(need[i] / unit[i]), unitName[i]);
 			(void)!write(2, msg, len);
 			_exit(124);
 		}
+		struct rlimit n = {cur, l.rlim_max};
+		setrlimit(selfdock_limit_res[i], &n);
 	}
 	struct rlimit st;
 	if (getrlimit(RLIMIT_STACK, &st) == 0 && st.rlim_cur < (8 << 20)) {

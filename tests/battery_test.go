@@ -877,6 +877,13 @@ func TestAttackResourceLimits(t *testing.T) {
 	// A limit raised for selfdock itself is the caller's again in the command.
 	r := h.exec(t, h.mark(opts{}), "/bin/bash", "-c", `ulimit -Sn 7 && exec "$0" run sh -c "ulimit -Sn"`, h.bin)
 	wantOut(t, r, "7")
+	// A hard limit is never raised, also not for what runs as the caller
+	// outside run's command (the --fakeroot copy, newuidmap).
+	for _, sub := range [][]string{{"run"}, {"run", "--fakeroot"}} {
+		script := `ulimit -v 2000000 && exec "$0" ` + strings.Join(sub, " ") + ` sh -c "ulimit -Hv"`
+		r = h.exec(t, h.mark(opts{}), "/bin/bash", "-c", script, h.bin)
+		wantOut(t, r, "2000000")
+	}
 	h.sameHost(t, before)
 }
 

@@ -14,15 +14,21 @@ import (
 	"github.com/selfdock/selfdock/oci"
 	"github.com/selfdock/selfdock/policy"
 	"github.com/selfdock/selfdock/sandbox"
+	"golang.org/x/sys/unix"
 )
 
 // fromBundle fills the request from an OCI bundle's config.json, read with
 // the caller's rights. A command given on the command line wins over
 // process.args; process.env replaces the environment.
 func fromBundle(req *policy.Request, dir string) error {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return err
+	// getcwd(2), not filepath.Abs: that stats the caller's $PWD, as root here.
+	abs := filepath.Clean(dir)
+	if !filepath.IsAbs(abs) {
+		wd, err := unix.Getwd()
+		if err != nil {
+			return fmt.Errorf("bundle %q: %w", dir, err)
+		}
+		abs = filepath.Join(wd, abs)
 	}
 	b, err := sandbox.ReadAsCaller(req.Caller, filepath.Join(abs, "config.json"), 1<<20)
 	if err != nil {

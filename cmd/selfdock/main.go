@@ -3,9 +3,9 @@
 
 package main
 
-// The go:debug lines above: the runtime would otherwise open cgroup files at
-// start to size GOMAXPROCS and keep re-reading them: needless work on the
-// hot path, and descriptors nobody asked for.
+// The go:debug lines above: the runtime would otherwise keep re-reading
+// cgroup files to resize GOMAXPROCS. (It still reads them once at start:
+// kernel files the caller cannot steer.)
 
 import (
 	"errors"
@@ -43,6 +43,9 @@ type cli struct {
 }
 
 func main() {
+	if len(os.Args) == 0 {
+		os.Exit(fail(errors.New("no arguments at all (not even a program name)")))
+	}
 	if len(os.Args) > 2 && os.Args[1] == "boot-init" && os.Getpid() == 1 {
 		os.Exit(bootInit(os.Args[2:])) // PID 1: nothing else may run first
 	}

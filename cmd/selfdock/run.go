@@ -1,6 +1,7 @@
 package main
 
 import (
+	"golang.org/x/sys/unix"
 	"os"
 	"syscall"
 
@@ -30,7 +31,8 @@ func sandboxed(c *cli, mode policy.Mode, argv []string) error {
 		SetEnv: f.Env, Unset: f.Unset, Net: f.Net, Hostname: f.Hostname, Overlay: f.Overlay, OverlaySize: f.OverlaySize, Seccomp: f.Seccomp != "off", Argv: argv,
 		Caller: caller(), Environ: os.Environ(),
 	}
-	req.Cwd, _ = os.Getwd()
+	// getcwd(2), not os.Getwd: that stats the caller's $PWD, as root here.
+	req.Cwd, _ = unix.Getwd()
 	if f.Bundle != "" {
 		if err := fromBundle(req, f.Bundle); err != nil {
 			return err
