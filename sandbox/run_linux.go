@@ -84,7 +84,10 @@ func Run(p *policy.Plan) (int, error) {
 	}
 	p.Rlimits = mergeLimits(raisedLimits(), p.Rlimits)
 	Trace("plan")
-	s := &sandbox{plan: p, priv: priv, caught: caught, t: &tree{plan: p, id: id, ours: map[uint64]bool{}, procDir: -1, procCopy: -1, upper: -1, overlays: map[uint64]bool{}, userns: priv == Unprivileged, root0: priv == Root}}
+	// Directories selfdock makes for mount points and --overlay get the
+	// modes it asks for, not the caller's umask (0777 would make them
+	// unusable); the command gets the caller's umask back (start).
+	s := &sandbox{umask: unix.Umask(0o022), plan: p, priv: priv, caught: caught, t: &tree{plan: p, id: id, ours: map[uint64]bool{}, procDir: -1, procCopy: -1, upper: -1, overlays: map[uint64]bool{}, userns: priv == Unprivileged, root0: priv == Root}}
 	if p.CgroupMemory > 0 || p.CgroupPids > 0 {
 		// A leaf cgroup made here is removed at the end: a signal must not
 		// end selfdock in between.
@@ -148,6 +151,7 @@ type sandbox struct {
 	enter    bool                  // joining an instance: its /proc is there already
 	cgroup   *cgroup               // the instance's cgroup leaf, if the policy's limits apply
 	fallback bool                  // no procfs pidns option: a C child mounts /proc
+	umask    int                   // the caller's, while selfdock's own is 022; -1: untouched
 	t        *tree
 	pidfd    int
 	argv0    string
@@ -338,6 +342,9 @@ func loopbackUp() error {
 // its execve, mounts its /proc, checks its credentials and releases it.
 func (s *sandbox) start() (int, error) {
 	s.catching()
+	if s.umask >= 0 {
+		unix.Umask(s.umask) // the command's, inherited through the fork
+	}
 	if s.fallback {
 		return s.startC()
 	}

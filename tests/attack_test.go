@@ -331,3 +331,14 @@ func TestAttackRuntimeEnv(t *testing.T) {
 		t.Errorf("the setuid runtime obeyed the caller's GODEBUG:\n%v", r)
 	}
 }
+
+// TestUmaskOfCaller: the directories selfdock makes as root (a mount point
+// in the overlay) do not take the caller's umask, and the command gets the
+// caller's umask.
+func TestUmaskOfCaller(t *testing.T) {
+	h := need(t)
+	r := h.exec(t, opts{}, "/bin/sh", "-c", `umask 0777; exec "$0" --overlay --map /etc /newdir/b run sh -c "umask; stat -c %a /newdir"`, h.bin)
+	wantOut(t, r, "0777\n755")
+	r = h.exec(t, opts{}, "/bin/sh", "-c", `umask 0027; exec "$0" run sh -c umask`, h.bin)
+	wantOut(t, r, "0027")
+}
