@@ -15,7 +15,7 @@ const CallerTZ = "SELFDOCK_CALLER_TZ"
 // any privileged work and never passed to the command.
 // SELFDOCK_HIDDEN is what a setuid start's C constructor leaves in place
 // of each of the others.
-var RuntimeEnv = []string{"GODEBUG", "GOTRACEBACK", "GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GOENV", "SELFDOCK_FAKEROOT_SYNC", "SELFDOCK_HIDDEN"}
+var RuntimeEnv = []string{"GODEBUG", "GOTRACEBACK", "GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GOENV", "SELFDOCK_FAKEROOT_SYNC", "SELFDOCK_FAKEROOT_LIMITS", "SELFDOCK_HIDDEN"}
 
 // libcUnsafe are the names and prefixes glibc drops for setuid programs
 // (sysdeps/generic/unsecvars.h); the command never gets them from selfdock.

@@ -36,7 +36,7 @@ func LaunchFakeroot(id policy.Identity) (int, error) {
 	}
 	defer unix.Close(toChild[1])
 	defer unix.Close(fromChild[0])
-	env := append(os.Environ(), "SELFDOCK_FAKEROOT_SYNC=3,4")
+	env := append(os.Environ(), "SELFDOCK_FAKEROOT_SYNC=3,4", fakerootLimitsEnv+"="+encodeLimits(raisedLimits()))
 	attr := &syscall.ProcAttr{Env: env, Files: []uintptr{0, 1, 2, uintptr(toChild[0]), uintptr(fromChild[1])},
 		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}}
 	if Detect() != Unprivileged {
@@ -161,4 +161,44 @@ func runMap(prog string, pid int, own uint32, r [2]uint64, id policy.Identity) e
 		return fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// fakerootLimitsEnv carries the caller's own limits to the --fakeroot copy,
+// which starts with those selfdock raised for its runtime: its command gets
+// the caller's, as run's does. Set by a caller by hand, it can only lower
+// their own command's limits (never above the hard ones they have).
+const fakerootLimitsEnv = "SELFDOCK_FAKEROOT_LIMITS"
+
+func encodeLimits(ls []policy.Rlimit) string {
+	parts := make([]string, 0, len(ls))
+	for _, l := range ls {
+		parts = append(parts, fmt.Sprintf("%s:%d:%d:%d", l.Name, l.Resource, l.Cur, l.Max))
+	}
+	return strings.Join(parts, ",")
+}
+
+func decodeLimits(s string) []policy.Rlimit {
+	var out []policy.Rlimit
+	for _, part := range strings.Split(s, ",") {
+		f := strings.Split(part, ":")
+		if len(f) != 4 {
+			continue
+		}
+		res, err1 := strconv.Atoi(f[1])
+		cur, err2 := strconv.ParseUint(f[2], 10, 64)
+		max, err3 := strconv.ParseUint(f[3], 10, 64)
+		if err1 == nil && err2 == nil && err3 == nil {
+			out = append(out, policy.Rlimit{Name: f[0], Resource: res, Cur: cur, Max: max})
+		}
+	}
+	return out
+}
+
+// callerLimits are the limits the command gets back: those the setuid
+// constructor recorded, or, in the --fakeroot copy, those it was given.
+func callerLimits() []policy.Rlimit {
+	if InFakeroot() {
+		return decodeLimits(os.Getenv(fakerootLimitsEnv))
+	}
+	return raisedLimits()
 }

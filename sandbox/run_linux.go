@@ -82,7 +82,7 @@ func Run(p *policy.Plan) (int, error) {
 	} else if err := actAs(id); err != nil {
 		return 0, &Error{CodeFailed, err}
 	}
-	p.Rlimits = mergeLimits(raisedLimits(), p.Rlimits)
+	p.Rlimits = mergeLimits(callerLimits(), p.Rlimits)
 	Trace("plan")
 	// Directories selfdock makes for mount points and --overlay get the
 	// modes it asks for, not the caller's umask (0777 would make them

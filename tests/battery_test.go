@@ -879,10 +879,14 @@ func TestAttackResourceLimits(t *testing.T) {
 	wantOut(t, r, "7")
 	// A hard limit is never raised, also not for what runs as the caller
 	// outside run's command (the --fakeroot copy, newuidmap).
+	// And the command gets the caller's own soft limits, --fakeroot too.
 	for _, sub := range [][]string{{"run"}, {"run", "--fakeroot"}} {
 		script := `ulimit -v 2000000 && exec "$0" ` + strings.Join(sub, " ") + ` sh -c "ulimit -Hv"`
 		r = h.exec(t, h.mark(opts{}), "/bin/bash", "-c", script, h.bin)
 		wantOut(t, r, "2000000")
+		script = `ulimit -Sv 3000000 && ulimit -Sn 50 && exec "$0" ` + strings.Join(sub, " ") + ` sh -c "ulimit -Sv; ulimit -Sn"`
+		r = h.exec(t, h.mark(opts{}), "/bin/bash", "-c", script, h.bin)
+		wantOut(t, r, "3000000\n50")
 	}
 	h.sameHost(t, before)
 }
