@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unsafe"
 
+	"github.com/selfdock/selfdock/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -94,26 +95,10 @@ func swaps() []string {
 	var devs []string
 	for i, line := range strings.Split(string(b), "\n") {
 		if f := strings.Fields(line); i > 0 && len(f) > 0 {
-			devs = append(devs, unescapeOctal(f[0]))
+			devs = append(devs, procfs.Unescape(f[0]))
 		}
 	}
 	return devs
-}
-
-// unescapeOctal undoes /proc's \040-style escapes of blanks in paths.
-func unescapeOctal(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 func swapoff(path string) error {

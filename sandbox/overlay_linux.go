@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/selfdock/selfdock/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -207,27 +208,8 @@ func submounts(root int) ([]string, error) {
 		parent, _ := strconv.ParseUint(fields[1], 10, 64)
 		if inTree[parent] && mid != id {
 			inTree[mid] = true
-			out = append(out, unescapeMountinfo(fields[4]))
+			out = append(out, procfs.Unescape(fields[4]))
 		}
 	}
 	return out, sc.Err()
-}
-
-// unescapeMountinfo undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

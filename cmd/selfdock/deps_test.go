@@ -16,10 +16,11 @@ import (
 var allowedDeps = map[string][]string{
 	"policy":               {"github.com/BurntSushi/toml"},
 	"oci":                  {},
-	"sandbox":              {"golang.org/x/sys/", "github.com/syndtr/gocapability/", "github.com/CalebQ42/squashfs", "policy"},
+	"sandbox":              {"golang.org/x/sys/", "github.com/syndtr/gocapability/", "github.com/CalebQ42/squashfs", "policy", "internal/procfs"},
 	"sandbox/seccompbuild": {"golang.org/x/sys/", "github.com/seccomp/libseccomp-golang"},
 	"image":                {"golang.org/x/sys/", "github.com/google/go-containerregistry/", "github.com/klauspost/compress/", "github.com/ulikunitz/xz"},
-	"boot":                 {"golang.org/x/sys/", "image"},
+	"boot":                 {"golang.org/x/sys/", "image", "internal/procfs"},
+	"internal":             {},
 }
 
 // TestImportBoundaries checks the direct imports of each package.
