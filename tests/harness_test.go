@@ -14,10 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// mustWork turns every skip into a failure (set in CI).
-var mustWork = os.Getenv("SELFDOCK_MUST_WORK") == "1"
+	"github.com/selfdock/selfdock/tests/internal/testenv"
+)
 
 // h is the harness set up once by TestMain; setupErr says why it is unusable.
 var (
@@ -55,15 +54,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// skipOrFail skips the test, unless SELFDOCK_MUST_WORK=1 asks that
-// everything runs, in which case the skip is a failure.
-func skipOrFail(t testing.TB, reason string) {
-	t.Helper()
-	if mustWork {
-		t.Fatalf("SELFDOCK_MUST_WORK=1, cannot skip: %s", reason)
-	}
-	t.Skip(reason)
-}
+// skipOrFail skips, or fails under SELFDOCK_MUST_WORK=1.
+var skipOrFail = testenv.SkipOrFail
 
 // need returns the harness, skipping when not root and failing when the
 // set-up (user creation, build, install) failed.

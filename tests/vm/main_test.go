@@ -12,11 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/selfdock/selfdock/tests/internal/testenv"
 	"github.com/selfdock/selfdock/tests/internal/testimage"
 )
-
-// mustWork turns every skip into a failure (set in CI).
-var mustWork = os.Getenv("SELFDOCK_MUST_WORK") == "1"
 
 // scratch holds what the tests build (selfdock, initramfs images); TestMain
 // removes it.
@@ -34,15 +32,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// skipOrFail skips the test, unless SELFDOCK_MUST_WORK=1 asks that
-// everything runs, in which case the skip is a failure.
-func skipOrFail(t testing.TB, reason string) {
-	t.Helper()
-	if mustWork {
-		t.Fatalf("SELFDOCK_MUST_WORK=1, cannot skip: %s", reason)
-	}
-	t.Skip(reason)
-}
+// skipOrFail skips, or fails under SELFDOCK_MUST_WORK=1.
+var skipOrFail = testenv.SkipOrFail
 
 // fixture is what every VM test of one architecture needs, made once for
 // all of them.
