@@ -1,7 +1,6 @@
 package boot
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -39,10 +38,11 @@ func FindTarget(pid int, allowReal bool) (*Target, error) {
 		return nil, err
 	}
 	p := "/proc/" + strconv.Itoa(pid)
-	nspid, err := nsPids(p + "/status")
+	st, err := readStatus(p + "/status")
 	if err != nil {
 		return nil, fmt.Errorf("target %d: %w", pid, err)
 	}
+	nspid := st.nspid
 	if nspid[len(nspid)-1] != 1 {
 		return nil, fmt.Errorf("target %d: not the init (PID 1) of a PID namespace", pid)
 	}
@@ -62,8 +62,8 @@ func FindTarget(pid int, allowReal bool) (*Target, error) {
 	if err := shared(p); err != nil {
 		return nil, fmt.Errorf("target %d: %w", pid, err)
 	}
-	if n, err := threads(p + "/status"); err != nil || n != 1 {
-		return nil, fmt.Errorf("target %d: a process of %d threads (one is needed: the others would run on while it is changed)%s", pid, n, errText(err))
+	if st.threads != 1 {
+		return nil, fmt.Errorf("target %d: a process of %d threads (one is needed: the others would run on while it is changed)", pid, st.threads)
 	}
 	// Safe: only a handle on the process, to tell it from a later one.
 	if t.pidfd, err = unix.PidfdOpen(pid, 0); err != nil {
@@ -112,34 +112,20 @@ func (t *Target) still() error {
 	if err := unix.PidfdSendSignal(t.pidfd, 0, nil, 0); err != nil {
 		return fmt.Errorf("target %d: no longer the process that was checked: %w", t.Pid, err)
 	}
-	nspid, err := nsPids(p + "/status")
-	if err == nil && nspid[len(nspid)-1] != 1 {
+	st, err := readStatus(p + "/status")
+	switch {
+	case err != nil:
+	case st.nspid[len(st.nspid)-1] != 1:
 		err = errors.New("not a namespace's init")
-	}
-	if err == nil {
+	case st.threads != 1:
+		err = fmt.Errorf("%d threads", st.threads)
+	default:
 		err = shared(p)
-	}
-	if n, terr := threads(p + "/status"); err == nil && (terr != nil || n != 1) {
-		err = fmt.Errorf("%d threads", n)
 	}
 	if err != nil {
 		return fmt.Errorf("target %d changed: %w", t.Pid, err)
 	}
 	return nil
-}
-
-// threads reads the Threads line of a /proc/PID/status file.
-func threads(status string) (int, error) {
-	b, err := os.ReadFile(status)
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
-			return strconv.Atoi(strings.TrimSpace(v))
-		}
-	}
-	return 0, fmt.Errorf("%s: no Threads line", status)
 }
 
 func errText(err error) string {
@@ -160,34 +146,46 @@ func ownProc() error {
 	if err != nil {
 		return fmt.Errorf("/proc: %w", err)
 	}
-	own, err := nsPids("/proc/self/status")
-	if s != strconv.Itoa(os.Getpid()) || err != nil || len(own) != 1 {
+	own, err := readStatus("/proc/self/status")
+	if s != strconv.Itoa(os.Getpid()) || err != nil || len(own.nspid) != 1 {
 		return errors.New("/proc belongs to another PID namespace than selfdock's: mount a /proc of its own")
 	}
 	return nil
 }
 
-// nsPids reads the NSpid line of a /proc/PID/status file: the process's id
-// in /proc's PID namespace, then in each one below, the last in its own.
-func nsPids(status string) ([]int, error) {
-	b, err := os.ReadFile(status)
+// procStatus is what boot reads of a /proc/PID/status file.
+type procStatus struct {
+	nspid   []int // the id in /proc's PID namespace, then in each one below, the last in its own
+	threads int
+}
+
+func readStatus(path string) (procStatus, error) {
+	var st procStatus
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return st, err
 	}
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		f := strings.Fields(string(line))
-		if len(f) < 2 || f[0] != "NSpid:" {
-			continue
-		}
-		ids := make([]int, len(f)-1)
-		for i, s := range f[1:] {
-			if ids[i], err = strconv.Atoi(s); err != nil {
-				return nil, fmt.Errorf("%s: NSpid: %w", status, err)
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		switch k {
+		case "NSpid":
+			for _, f := range strings.Fields(v) {
+				id, err := strconv.Atoi(f)
+				if err != nil {
+					return st, fmt.Errorf("%s: NSpid: %w", path, err)
+				}
+				st.nspid = append(st.nspid, id)
+			}
+		case "Threads":
+			if st.threads, err = strconv.Atoi(strings.TrimSpace(v)); err != nil {
+				return st, fmt.Errorf("%s: Threads: %w", path, err)
 			}
 		}
-		return ids, nil
 	}
-	return nil, fmt.Errorf("%s: no NSpid line", status)
+	if len(st.nspid) == 0 || st.threads == 0 {
+		return st, fmt.Errorf("%s: no NSpid or Threads line", path)
+	}
+	return st, nil
 }
 
 // nsInode is the inode of a namespace file such as /proc/PID/ns/pid. It

@@ -97,6 +97,23 @@ func (f *fakeInit) stop() {
 	_ = f.cmd.Wait()
 }
 
+// want waits for the fake init to print marker; it fails with msg if it
+// does not.
+func (f *fakeInit) want(t *testing.T, marker, msg string) {
+	t.Helper()
+	if !waitFor(5*time.Second, func() bool { return strings.Contains(f.output(), marker) }) {
+		t.Fatalf("%s: %q", msg, f.output())
+	}
+}
+
+// stillReaps ends the fake init's child and waits for the fake init to
+// report that it reaped it.
+func (f *fakeInit) stillReaps(t *testing.T) {
+	t.Helper()
+	_ = syscall.Kill(f.child, syscall.SIGTERM)
+	f.want(t, "fakeinit reaped "+f.inner, "the fake init no longer reaps")
+}
+
 func (f *fakeInit) output() string {
 	b, _ := os.ReadFile(f.out.Name())
 	return string(b)

@@ -85,8 +85,7 @@ func TestBootExecFailsRestores(t *testing.T) {
 	t.Run("blocked in waitid", func(t *testing.T) {
 		f := h.startFakeInit(t, "deny-exec")
 		before := procFile(f.pid, "syscall")
-		r := h.boot(t, f, "--yes", img, "/bin/true")
-		wantCode(t, r, 124)
+		r := h.failedBoot(t, f, img)
 		if !strings.Contains(r.stderr, "execve in the target failed: operation not permitted") ||
 			!strings.Contains(r.stderr, "the old system keeps running") || strings.Count(strings.TrimSpace(r.stderr), "\n") > 1 {
 			t.Errorf("want a clear error, got:\n%v", r)
@@ -94,45 +93,37 @@ func TestBootExecFailsRestores(t *testing.T) {
 		if after := procFile(f.pid, "syscall"); after != before || !strings.HasPrefix(before, "247 ") {
 			t.Errorf("PID 1 not back where it was: before %q, after %q", before, after)
 		}
-		_ = syscall.Kill(f.child, syscall.SIGTERM)
-		if !waitFor(5*time.Second, func() bool { return strings.Contains(f.output(), "fakeinit reaped "+f.inner) }) {
-			t.Errorf("the fake init no longer reaps: %q", f.output())
-		}
+		f.stillReaps(t)
 		h.noBootLeft(t, f.pid, false)
 	})
 	t.Run("sleeping in nanosleep", func(t *testing.T) {
 		// The kernel restarts nanosleep through restart_syscall: the
 		// restore must make the same restart.
 		f := h.startFakeInit(t, "deny-exec-sleep")
-		if !waitFor(5*time.Second, func() bool { return strings.Contains(f.output(), "sleeping") }) {
-			t.Fatalf("not sleeping: %q", f.output())
-		}
-		r := h.boot(t, f, "--yes", img, "/bin/true")
-		wantCode(t, r, 124)
+		f.want(t, "sleeping", "not sleeping")
+		h.failedBoot(t, f, img)
 		if sc := procFile(f.pid, "syscall"); !strings.HasPrefix(sc, "230 ") && !strings.HasPrefix(sc, "219 ") {
 			t.Errorf("PID 1 not back in its sleep: %q", sc)
 		}
 		_ = syscall.Kill(f.pid, syscall.SIGUSR1)
-		if !waitFor(5*time.Second, func() bool { return strings.Contains(f.output(), "sleep ended") }) {
-			t.Errorf("the fake init's sleep is broken after the restore: %q", f.output())
-		}
+		f.want(t, "sleep ended", "the fake init's sleep is broken after the restore")
 	})
 	t.Run("spinning in user space", func(t *testing.T) {
 		f := h.startFakeInit(t, "deny-exec-spin")
-		if !waitFor(5*time.Second, func() bool { return strings.Contains(f.output(), "spinning") }) {
-			t.Fatalf("not spinning: %q", f.output())
-		}
-		r := h.boot(t, f, "--yes", img, "/bin/true")
-		wantCode(t, r, 124)
+		f.want(t, "spinning", "not spinning")
+		h.failedBoot(t, f, img)
 		_ = syscall.Kill(f.pid, syscall.SIGUSR1)
-		if !waitFor(5*time.Second, func() bool { return strings.Contains(f.output(), "spin ended") }) {
-			t.Errorf("the fake init's loop is broken after the restore: %q", f.output())
-		}
-		_ = syscall.Kill(f.child, syscall.SIGTERM)
-		if !waitFor(5*time.Second, func() bool { return strings.Contains(f.output(), "fakeinit reaped "+f.inner) }) {
-			t.Errorf("the fake init no longer reaps: %q", f.output())
-		}
+		f.want(t, "spin ended", "the fake init's loop is broken after the restore")
+		f.stillReaps(t)
 	})
+}
+
+// failedBoot runs a boot of img over f that must fail (exit 124).
+func (h *harness) failedBoot(t *testing.T, f *fakeInit, img string) res {
+	t.Helper()
+	r := h.boot(t, f, "--yes", img, "/bin/true")
+	wantCode(t, r, 124)
+	return r
 }
 
 // TestBootDryRunAndRefusals: --dry-run prepares and removes the new root
