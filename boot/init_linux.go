@@ -79,7 +79,7 @@ func Init(meta string, old []string) (err error) {
 			err = hang(lg, fmt.Errorf("boot-init: %v", r))
 		}
 	}()
-	if !initialRoot() {
+	if !InitialRoot() {
 		return hang(lg, errors.New("boot-init: only the real root's selfdock boot runs this"))
 	}
 	lg.printf("PID 1 is selfdock boot-init now")
@@ -123,10 +123,10 @@ func Init(meta string, old []string) (err error) {
 // old init, started again on failure, needs them.)
 func closeOld() { _ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC) }
 
-// initialRoot tells whether the process is root of the initial user
+// InitialRoot tells whether the process is root of the initial user
 // namespace: root of another one (unshare -r) is refused, and so is a
 // process that cannot tell.
-func initialRoot() bool {
+func InitialRoot() bool {
 	b, err := os.ReadFile("/proc/self/uid_map")
 	return os.Getuid() == 0 && err == nil && strings.Join(strings.Fields(string(b)), " ") == "0 0 4294967295"
 }

@@ -307,8 +307,8 @@ func (s *saved) restore(pid int, failed error) error {
 			errs = append(errs, fmt.Errorf("restore the registers of %d: %w", pid, err))
 		}
 	}
-	if err := unix.PtraceDetach(pid); err != nil {
-		errs = append(errs, fmt.Errorf("ptrace detach %d: %w", pid, err))
+	if err := detach(pid); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -136,16 +136,9 @@ func bootInit(args []string) int {
 // never allows boot, nor does root of a user namespace; unable to tell, it
 // refuses.
 func realRootOnly(cmd string) error {
-	if os.Getuid() != 0 || !initialUserNS() {
+	if !boot.InitialRoot() {
 		return &sandbox.Error{Code: sandbox.CodeFailed,
 			Err: fmt.Errorf("%s: only the real root may replace the running system (the setuid bit does not allow it)", cmd)}
 	}
 	return nil
-}
-
-// initialUserNS tells whether the process is in the initial user namespace;
-// false when it cannot tell.
-func initialUserNS() bool {
-	b, err := os.ReadFile("/proc/self/uid_map")
-	return err == nil && strings.Join(strings.Fields(string(b)), " ") == "0 0 4294967295"
 }
