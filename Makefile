@@ -39,7 +39,7 @@ GO_BUILD := CGO_ENABLED=1 $(GO) build -trimpath -tags osusergo,netgo \
 # Debian packages. Build: cgo with libseccomp, linked statically (libc6-dev has libc.a, gcc only
 # recommends it). Check: what the end-to-end tests and the benchmark use on top of that.
 BUILD_DEPS := gcc libc6-dev pkg-config libseccomp-dev
-CHECK_DEPS := $(BUILD_DEPS) gcc-multilib busybox-static bubblewrap hyperfine squashfs-tools squashfs-tools-ng squashfuse uidmap mmdebstrap procps util-linux passwd \
+CHECK_DEPS := $(BUILD_DEPS) gcc-i686-linux-gnu libc6-dev-i386-cross busybox-static bubblewrap hyperfine squashfs-tools squashfs-tools-ng squashfuse uidmap mmdebstrap procps util-linux passwd \
 	qemu-system-x86 qemu-system-arm gcc-aarch64-linux-gnu libc6-dev-arm64-cross
 
 # apt_ensure PACKAGES: install those not yet installed. dpkg-query keeps the common case (all

@@ -413,7 +413,7 @@ func TestSeccompLoadThread(t *testing.T) {
 			for _, h := range []string{"int80-amd64", "int80-i386"} {
 				t.Run(h, func(t *testing.T) {
 					if _, ok := helpers[h]; !ok {
-						seccompSkip(t, "helper %s could not be built (gcc; gcc-multilib for i386)", h)
+						seccompSkip(t, "helper %s could not be built (gcc; gcc-i686-linux-gnu or gcc-multilib for i386)", h)
 					}
 					for probe, w := range seccompHelperWants {
 						if probe == "x32_ioctl_tiocsti" && h == "int80-i386" {
@@ -459,22 +459,28 @@ func seccompCheck(t *testing.T, got map[string]string, key, want string) {
 
 // seccompBuildHelpers compiles testdata/seccomp_int80.c: as an x86-64
 // program issuing int 0x80 itself (plain gcc), and as a static i386 program
-// where gcc-multilib is installed. Missing builds are skipped by the caller.
+// with Debian's i686 cross compiler (gcc-i686-linux-gnu, which make check
+// installs: unlike gcc-multilib it does not conflict with the arm64 one),
+// else gcc -m32. Missing builds are skipped by the caller.
 func seccompBuildHelpers(t *testing.T) map[string]string {
 	helpers := map[string]string{}
 	src, err := filepath.Abs("testdata/seccomp_int80.c")
 	if err != nil {
 		t.Fatal(err)
 	}
+	i386 := []string{"gcc", "-m32", "-static"}
+	if _, err := exec.LookPath("i686-linux-gnu-gcc"); err == nil {
+		i386 = []string{"i686-linux-gnu-gcc", "-static"}
+	}
 	dir := t.TempDir()
-	for name, flags := range map[string][]string{
-		"int80-amd64": {"-no-pie"},
-		"int80-i386":  {"-m32", "-static"},
+	for name, cc := range map[string][]string{
+		"int80-amd64": {"gcc", "-no-pie"},
+		"int80-i386":  i386,
 	} {
 		out := filepath.Join(dir, name)
-		args := append(append([]string{"-O2", "-Wall"}, flags...), "-o", out, src)
-		if b, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
-			t.Logf("gcc %s: %v\n%s", strings.Join(args, " "), err, b)
+		args := append(append([]string{"-O2", "-Wall"}, cc[1:]...), "-o", out, src)
+		if b, err := exec.Command(cc[0], args...).CombinedOutput(); err != nil {
+			t.Logf("%s %s: %v\n%s", cc[0], strings.Join(args, " "), err, b)
 			continue
 		}
 		helpers[name] = out

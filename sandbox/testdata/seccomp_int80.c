@@ -5,11 +5,12 @@
  * instruction, or a sandboxed program would simply switch entry points.
  *
  * Built two ways by the test: as an x86-64 program that issues int 0x80
- * itself (plain gcc, -no-pie so its static data has 32-bit addresses), and,
- * where gcc-multilib is installed, as a static i386 program. It prints one
- * line per probe, "name result", where result is the raw kernel return value
- * (a negative errno on failure), and expects fd 0 to be its controlling
- * terminal so that an unfiltered TIOCSTI would succeed.
+ * itself (plain gcc, -no-pie so its static data has 32-bit addresses), and
+ * with an i386 compiler (gcc-i686-linux-gnu, or gcc-multilib) as a static
+ * i386 program. It prints one line per probe, "name result", where result
+ * is the raw kernel return value (a negative errno on failure), and expects
+ * fd 0 to be its controlling terminal so that an unfiltered TIOCSTI would
+ * succeed.
  */
 #include <errno.h>
 #include <stdint.h>
