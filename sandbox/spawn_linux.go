@@ -117,18 +117,23 @@ static int sd_child_main(void *arg) {
 }
 
 // sd_spawn clones the child (sharing memory, the parent thread suspended
-// until it execs) with all signals blocked, so no Go handler runs in it.
+// until it execs) with every signal blocked, so no Go handler runs in it:
+// the raw system call, because the C library's sigfillset leaves out its own
+// signals (glibc 32 and 33, musl 32 to 34), which the caller, whose real uid
+// the child has, could send to run the runtime's handler on the child's
+// stack, in the parent's memory. The child resets every handler to the
+// default before it unblocks anything.
 static int sd_spawn(struct sd_child *c, int *pidfd) {
 	enum { STACK = 64 << 10 };
 	char *stack = malloc(STACK);
 	if (!stack)
 		return -ENOMEM;
-	sigset_t all;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &c->mask);
+	unsigned long all = ~0UL;
+	memset(&c->mask, 0, sizeof c->mask);
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &c->mask, 8);
 	int pid = clone(sd_child_main, stack + STACK, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, c, pidfd);
 	int err = errno;
-	pthread_sigmask(SIG_SETMASK, &c->mask, NULL);
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &c->mask, NULL, 8);
 	free(stack);
 	return pid < 0 ? -err : pid;
 }

@@ -6,10 +6,13 @@ package sandbox
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#ifdef __GLIBC__
 #include <malloc.h>
+#endif
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <pthread.h>
@@ -237,18 +240,46 @@ static void block_for_pid1(void) {
 			    SIGTSTP, SIGTTIN, SIGTTOU, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGWINCH, SIGIO, SIGPWR, SIGSYS};
 	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
 		sigaddset(&set, sigs[i]);
-	for (int s = SIGRTMIN; s <= SIGRTMAX; s++) // glibc's own (32, 33) are below SIGRTMIN
+	for (int s = SIGRTMIN; s <= SIGRTMAX; s++) // the C library's own (32-34) are below SIGRTMIN
 		sigaddset(&set, s);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 }
 
-__attribute__((constructor)) static void selfdock_enter_userns(int argc, char **argv, char **envp) {
+extern char **environ;
+
+// initial_args finds argc and argv on the process's initial stack, laid out
+// by the kernel as argc, argv[0..argc-1], NULL, envp[0..], NULL. glibc
+// passes argc, argv and envp to constructors and musl passes nothing, but
+// both point environ at that envp before any constructor runs. argc is the
+// one word below environ's NULL whose value is its distance from it: no
+// argv pointer can be that small. A stack that does not look like this
+// gives no arguments at all.
+static char **initial_args(int *argc) {
+	char **envp = environ;
+	*argc = 0;
+	if (!envp || envp[-1])
+		return NULL;
+	for (long n = 0; n < (1L << 24); n++)
+		if ((long)envp[-2 - n] == n) {
+			*argc = (int)n;
+			return envp - 1 - n;
+		}
+	return NULL;
+}
+
+__attribute__((constructor)) static void selfdock_enter_userns(void) {
+	int argc;
+	char **argv = initial_args(&argc);
+	char **envp = environ;
+#ifdef __GLIBC__
 	// One malloc arena for the whole process: the Go runtime's threads
 	// (pthreads under cgo) then do not each reserve and trim an arena of
 	// their own at their first malloc (pthread_getattr_np's), a few system
 	// calls and page faults per thread at every start. selfdock's C side
-	// mallocs next to nothing.
+	// mallocs next to nothing. (musl, which make builds with, has no
+	// per-thread arenas.)
 	mallopt(M_ARENA_MAX, 1);
+#endif
 	if (getpid() == 1 && argc > 1 && strcmp(argv[1], "boot-init") == 0)
 		block_for_pid1();
 	if (geteuid() == 0) {

@@ -201,16 +201,10 @@ func buildSelfdockFlags(out, ldflags string) error {
 	defer cancel()
 	// SELFDOCK_TEST_TAGS adds build tags, e.g. sdptrace to run the suite on
 	// the other start-up path (procfs pidns option, ptrace).
-	tags := "osusergo,netgo"
-	if extra := os.Getenv("SELFDOCK_TEST_TAGS"); extra != "" {
-		tags += "," + extra
-	}
-	cmd := exec.CommandContext(ctx, goTool(), "build", "-trimpath", "-tags", tags,
-		"-ldflags", "-s -w -linkmode external -extldflags -static "+ldflags, "-o", out, "./cmd/selfdock")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	cmd := exec.CommandContext(ctx, filepath.Join(root, "scripts", "gobuild"), out, os.Getenv("SELFDOCK_TEST_TAGS"), ldflags)
+	cmd.Env = append(os.Environ(), "GO="+goTool())
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/selfdock in %s: %v\n%s", root, err, b)
+		return fmt.Errorf("scripts/gobuild in %s: %v\n%s", root, err, b)
 	}
 	return nil
 }

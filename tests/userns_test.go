@@ -59,6 +59,15 @@ func TestUserNamespaceMode(t *testing.T) {
 		t.Errorf("build's write did not reach the caller's directory: %v", err)
 	}
 	wantCode(t, sd("run", bin, "run", bin, "run", "true"), 0)
+	// The C constructor finds argv through environ (musl passes constructors
+	// no arguments): with no environment at all, and with many arguments,
+	// it must still see "run".
+	wantOut(t, sd("run", "env", "-i", bin, "run", "echo", "empty env"), "empty env")
+	many := make([]string, 3000)
+	for i := range many {
+		many[i] = "a"
+	}
+	wantOut(t, sd(append([]string{"run", "env", "-i", bin, "run", "sh", "-c", `echo $#`, "x"}, many...)...), "3000")
 	wantCode(t, sd("-v", "/usr", "/mnt", "run", "true"), 124)
 	wantCode(t, sd("run", "sh", "-c", "exit 9"), 9)
 	wantCode(t, sd("run", "/nonexistent"), 127)

@@ -116,10 +116,10 @@ func selfdockBinary(a *arch) (string, error) {
 	return bin, nil
 }
 
-// buildSelfdock builds the binary as make and tests/harness_test.go do:
-// static, cgo (libseccomp), without glibc's NSS; for a foreign a with its
-// cross compiler (gcc-aarch64-linux-gnu and libc6-dev-arm64-cross have
-// the libc.a the static link needs).
+// buildSelfdock builds the binary as make and tests/harness_test.go do
+// (scripts/gobuild); for a foreign a with its cross compiler and glibc
+// (gcc-aarch64-linux-gnu and libc6-dev-arm64-cross have the libc.a the
+// static link needs).
 func buildSelfdock(a *arch, out string) error {
 	gomod, err := exec.Command(goTool(), "env", "GOMOD").Output()
 	if err != nil {
@@ -131,16 +131,14 @@ func buildSelfdock(a *arch, out string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, goTool(), "build", "-trimpath", "-tags", "osusergo,netgo",
-		"-ldflags", "-s -w -linkmode external -extldflags -static", "-o", out, "./cmd/selfdock")
-	cmd.Dir = root
-	env := []string{"CGO_ENABLED=1", "GOARCH=" + a.name}
+	cmd := exec.CommandContext(ctx, filepath.Join(root, "scripts", "gobuild"), out)
+	env := []string{"GO=" + goTool(), "GOARCH=" + a.name}
 	if a.foreign() {
 		env = append(env, "CC="+a.cc)
 	}
 	cmd.Env = append(os.Environ(), env...)
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s go build ./cmd/selfdock in %s: %v\n%s", strings.Join(env, " "), root, err, b)
+		return fmt.Errorf("%s scripts/gobuild in %s: %v\n%s", strings.Join(env, " "), root, err, b)
 	}
 	return nil
 }
