@@ -72,6 +72,16 @@ def parse_throughput(text):
     return (count, (end - start) / 1e6) if end > start else None
 
 
+def read_parallel(path):
+    """The ratio of two parallel CPU-bound jobs' wall time to one's, or None."""
+    try:
+        with open(path) as f:
+            one, two = (int(w) for w in f.read().split())
+    except (OSError, ValueError):
+        return None
+    return two / one if one > 0 else None
+
+
 def throughput(lines):
     """Instances/s of each command over all its parts; None when any part failed."""
     parts = {}
@@ -138,6 +148,12 @@ def main():
         if name in failed or name in tput:
             v = tput.get(name)
             p(f"| {name} | {'failed' if v is None else f'{v:.0f}'} |")
+    par = read_parallel(os.path.join(out, "parallel.txt"))
+    if par:
+        p(f"\nThe machine's parallel capacity: two CPU-bound jobs at once took {par:.2f}× as long as "
+          f"one alone (1.00× on two real cores, 2.00× on one), so its {os.cpu_count()} CPUs did "
+          f"{2 / par:.2f} CPUs' worth of parallel work. Throughput here is CPU time per instance; "
+          "latency cannot be cut by doing setup steps on a second thread (tried: slower).")
 
     rss = {}
     for name, kib in read_lines(os.path.join(out, "rss.txt")):
@@ -254,7 +270,7 @@ def main():
         top = sorted(per.items(), key=lambda kv: -statistics.median(kv[1]))[:8]
         for name, t in top:
             p(f"| {name} | {statistics.median(t) * 1000:.0f} µs |")
-        p("\nThe rest of the gap to `execonly` before main is the cgo runtime (static glibc start, "
+        p("\nThe rest of the gap to `execonly` before main is the cgo runtime (static musl start, "
           "threads made through pthreads) and the page faults of a larger binary.\n")
 
     p("\n## Targets\n")

@@ -55,11 +55,9 @@ say "build"
 make -C "$root" --no-print-directory build
 CGO_ENABLED=0 go build -C "$root" -trimpath -ldflags '-s -w' -o build/execonly ./bench/execonly
 # The other start-up path (ptrace + procfs pidns), forced by a build tag, never by anything a user sets.
-CGO_ENABLED=1 go build -C "$root" -trimpath -tags osusergo,netgo,sdptrace \
-	-ldflags '-s -w -linkmode external -extldflags -static' -o build/selfdock-ptrace ./cmd/selfdock
+"$root/scripts/gobuild" "$root/build/selfdock-ptrace" sdptrace
 # Phase timestamps (sandbox.Trace) for the report's cost breakdown.
-CGO_ENABLED=1 go build -C "$root" -trimpath -tags osusergo,netgo,sdtrace \
-	-ldflags '-s -w -linkmode external -extldflags -static' -o build/selfdock-trace ./cmd/selfdock
+"$root/scripts/gobuild" "$root/build/selfdock-trace" sdtrace
 
 dir=$(mktemp -d "${SELFDOCK_BENCH_TMP:-/var/tmp}/selfdock-bench.XXXXXX")
 trap 'rm -rf "$dir"' EXIT
@@ -153,6 +151,18 @@ say "nesting $depth deep"
 pairs=()
 for i in "${!nest_names[@]}"; do pairs+=("${nest_names[$i]}" "${nest_cmds[$i]}"); done
 hyperfine_as_user "$out/nesting.json" 3 30 "${pairs[@]}"
+
+# --- parallel capacity: one CPU-bound job alone, then two at once ------------------------------
+# On a virtual machine two CPUs need not be two cores' worth: the throughput below reads against it.
+say "parallel capacity of the CPUs"
+busy='n = 0
+for i in range(15000000): n += i'
+t0=${EPOCHREALTIME/./}
+python3 -c "$busy"
+t1=${EPOCHREALTIME/./}
+python3 -c "$busy" & python3 -c "$busy" & wait
+t2=${EPOCHREALTIME/./}
+echo "$((t1 - t0)) $((t2 - t1))" >"$out/parallel.txt"
 
 # --- throughput: 2 parallel loops, $seconds s for each command ---------------------------------
 # Each loop runs the command back to back until its deadline and prints its count and its end
