@@ -267,11 +267,9 @@ func (t *tree) mount(s source) error {
 		return errorf("mount on", s.m.Dest, err)
 	}
 	if s.m.Kind == policy.BindRO && t.plan.Overlay && dir {
-		m, err := t.layer(fd, fd, "map"+strconv.Itoa(s.n))
-		if err != nil {
+		if err := t.overlayMap(fd, "map"+strconv.Itoa(s.n)); err != nil {
 			return errorf("overlay", s.m.Source, err)
 		}
-		unix.Close(m)
 	}
 	switch s.m.Kind {
 	case policy.Tmpfs:

@@ -148,16 +148,39 @@ func (t *tree) overlayRoot(subs []string) error {
 	t.root = ov
 	defer unix.Close(below)
 	for _, mp := range subs {
-		if err := t.rebind(below, mp); err != nil {
+		if err := rebind(below, ov, mp); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// rebind binds the submount at mp of the tree below onto the same path in
-// the overlay, read-only.
-func (t *tree) rebind(below int, mp string) error {
+// overlayMap puts an overlay over the attached read-only map at fd. overlayfs
+// does not cross mount points, so the map's submounts are bound again,
+// read-only, on top of it, as overlayRoot does for the root: the overlay
+// alone would show what lies hidden under them in the source's file system
+// (which no user namespace lets its user see) and hide what they show.
+func (t *tree) overlayMap(fd int, name string) error {
+	subs, err := submounts(fd)
+	if err != nil {
+		return err
+	}
+	ov, err := t.layer(fd, fd, name)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(ov)
+	for _, mp := range subs {
+		if err := rebind(fd, ov, mp); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rebind binds the submount at mp (relative to both) of the tree below onto
+// the same path in the overlay above it, read-only.
+func rebind(below, above int, mp string) error {
 	src, err := openIn(below, mp)
 	if err != nil {
 		return errorf("overlay submount", mp, err)
@@ -172,7 +195,7 @@ func (t *tree) rebind(below int, mp string) error {
 	if err := setattr(c, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV); err != nil {
 		return errorf("overlay submount", mp, err)
 	}
-	dst, err := openIn(t.root, mp)
+	dst, err := openIn(above, mp)
 	if err != nil {
 		return errorf("overlay submount", mp, err)
 	}
@@ -184,7 +207,7 @@ func (t *tree) rebind(below int, mp string) error {
 }
 
 // submounts lists, parents first, the mount points of the mounts below the
-// attached mount root (which sits on "/" of this thread's namespace).
+// attached mount at root, relative to it ("/" is root itself).
 func submounts(root int) ([]string, error) {
 	id, err := mountID(root)
 	if err != nil {
@@ -195,8 +218,12 @@ func submounts(root int) ([]string, error) {
 		return nil, err
 	}
 	defer f.Close()
-	inTree := map[uint64]bool{id: true}
-	var out []string
+	type entry struct {
+		id uint64
+		mp string
+	}
+	children := map[uint64][]entry{}
+	top, found := "", false // root's own mount point
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -206,10 +233,28 @@ func submounts(root int) ([]string, error) {
 		}
 		mid, _ := strconv.ParseUint(fields[0], 10, 64)
 		parent, _ := strconv.ParseUint(fields[1], 10, 64)
-		if inTree[parent] && mid != id {
-			inTree[mid] = true
-			out = append(out, procfs.Unescape(fields[4]))
+		mp := procfs.Unescape(fields[4])
+		if mid == id {
+			top, found = strings.TrimSuffix(mp, "/"), true
+		} else {
+			children[parent] = append(children[parent], entry{mid, mp})
 		}
 	}
-	return out, sc.Err()
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, fmt.Errorf("mount %d not in this namespace", id)
+	}
+	var out []string
+	for queue := append([]entry(nil), children[id]...); len(queue) > 0; queue = queue[1:] {
+		e := queue[0]
+		rel, ok := strings.CutPrefix(e.mp, top+"/")
+		if !ok {
+			return nil, fmt.Errorf("submount %q is not below %q", e.mp, top)
+		}
+		out = append(out, "/"+rel)
+		queue = append(queue, children[e.id]...)
+	}
+	return out, nil
 }

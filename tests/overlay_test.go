@@ -1,9 +1,12 @@
 package tests
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestOverlay: with --overlay the root and the maps appear writable, the
@@ -64,4 +67,50 @@ func TestOverlayRootfs(t *testing.T) {
 	// put under an overlay: a clear error.
 	r := h.exec(t, opts{}, plain, "--overlay", "run", "true")
 	wantRefused(t, r, 124)
+}
+
+// TestAttackOverlayMapSubmount: overlayfs does not cross mount points, so an
+// overlay over a map with submounts must bind them again on top: otherwise
+// the caller would see what lies hidden under a mount point in the source's
+// file system, which no user namespace shows (the kernel refuses a
+// non-recursive bind of a tree with locked submounts), and not what the
+// submount shows.
+func TestAttackOverlayMapSubmount(t *testing.T) {
+	h := need(t)
+	src := h.dir(t, nil, 0o755)
+	if err := os.Mkdir(src+"/mp", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, src+"/mp/hidden", "under the mount point", 0o644, nil)
+	for _, mp := range []string{src + "/mp", src + "/mp/inner"} {
+		if mp != src+"/mp" {
+			if err := os.Mkdir(mp, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := unix.Mount("tmpfs", mp, "tmpfs", 0, "mode=755"); err != nil {
+			t.Fatalf("mount tmpfs on %s: %v", mp, err)
+		}
+		t.Cleanup(func() { unix.Unmount(mp, unix.MNT_DETACH) })
+	}
+	writeFile(t, src+"/mp/shown", "shown", 0o644, nil)
+	writeFile(t, src+"/mp/inner/deep", "deep", 0o644, nil)
+	for _, args := range [][]string{
+		{"--overlay", "--map", src, "/mnt", "run"},
+		{"--map", src, "/mnt", "run"},
+	} {
+		sd := func(cmd ...string) res { return h.sd(t, append(append([]string{}, args...), cmd...)...) }
+		if r := sd("cat", "/mnt/mp/hidden"); r.code == 0 || strings.Contains(r.stdout, "under") {
+			t.Errorf("%v: the file under the mount point is visible:\n%v", args, r)
+		}
+		wantOut(t, sd("cat", "/mnt/mp/shown", "/mnt/mp/inner/deep"), "showndeep")
+		if r := sd("sh", "-c", "echo x > /mnt/mp/inner/new"); !strings.Contains(r.stderr, "Read-only") {
+			t.Errorf("%v: the submount is not read-only:\n%v", args, r)
+		}
+	}
+	// The root overlay does the same for the host's mounts.
+	if r := h.sd(t, "--overlay", "run", "cat", src+"/mp/hidden"); r.code == 0 {
+		t.Errorf("--overlay: the file under the mount point is visible:\n%v", r)
+	}
+	wantOut(t, h.sd(t, "--overlay", "run", "cat", src+"/mp/inner/deep"), "deep")
 }
