@@ -59,7 +59,10 @@ func cloneUser(what, unsafePath string, dir bool, deny []string) (int, string, e
 		return -1, "", errorf(what, unsafePath, err)
 	}
 	defer unix.Close(fd)
-	real := fdPath(fd)
+	real, err := realPath(fd)
+	if err != nil {
+		return -1, "", fmt.Errorf("%s %q: cannot tell where it lies, so the policy cannot be checked: %w", what, unsafePath, err)
+	}
 	for _, d := range deny {
 		if under(real, d) {
 			return -1, real, fmt.Errorf("%s %q: %s is refused by the policy (nothing under %s may be used)", what, unsafePath, real, d)

@@ -35,14 +35,29 @@ func openIn(root int, dest string) (int, error) {
 	})
 }
 
-// fdPath is the kernel's name of what fd refers to, for policy checks and
-// messages. It is read, never resolved again.
+// fdPath is the kernel's name of what fd refers to, for messages and for
+// checks that fail closed on "?". It is read, never resolved again.
 func fdPath(fd int) string {
-	p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	p, err := realPath(fd)
 	if err != nil {
 		return "?"
 	}
 	return p
+}
+
+// realPath is the kernel's absolute name of what fd refers to, for policy
+// checks. A name the kernel cannot give (longer than PATH_MAX, which a user
+// can build with nested symlinks, or not reachable from this root) is an
+// error: the caller must refuse rather than check nothing.
+func realPath(fd int) (string, error) {
+	p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		return "", err
+	}
+	if !strings.HasPrefix(p, "/") {
+		return "", fmt.Errorf("not reachable from this root: %q", p)
+	}
+	return p, nil
 }
 
 // under reports whether path is dir or lies below it.

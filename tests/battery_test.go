@@ -948,6 +948,15 @@ func TestAttackPolicyForbiddenPath(t *testing.T) {
 			leaks(t, r, "a denied path", secretText)
 		}
 	}
+	// A path inside a denied directory whose full name is longer than
+	// PATH_MAX, reached through two symlinks: the kernel cannot name it,
+	// so the deny list cannot be checked by name, and the map is refused.
+	deep := deepPath(t, userSecret, u, secretText, &h.user)
+	for _, opt := range []string{"--map", "--vol"} {
+		r := sd("-r", bb, opt, deep, "/tmp/x", "run", "/bin/busybox", "cat", "/tmp/x/f")
+		wantPolicyRefused(t, r, "policy")
+		leaks(t, r, "a denied path too long to name", secretText)
+	}
 	for _, rootfs := range []string{secret, outside, rootLink, filepath.Join(roots, "..", filepath.Base(outside)), "/"} {
 		r := sd("-r", rootfs, "run", "/bin/busybox", "true")
 		wantPolicyRefused(t, r, "policy")
@@ -972,6 +981,48 @@ func TestAttackPolicyForbiddenPath(t *testing.T) {
 	writePolicy(t, file, `groups = ["sdextra"]`+"\n")
 	wantCode(t, sd("run", "true"), 0)
 	h.sameHost(t, before)
+}
+
+// deepPath makes 30 directories of 200-character names below dir, the last
+// holding f (text), and returns a path to the last one through two symlinks
+// in u (each of 15 levels) owned by owner, which stays short while the real
+// name is over PATH_MAX.
+func deepPath(t *testing.T, dir, u, text string, owner *account) string {
+	t.Helper()
+	name := strings.Repeat("d", 200)
+	half := strings.TrimSuffix(strings.Repeat(name+"/", 15), "/")
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 30; i++ {
+		if i == 15 {
+			if err := unix.Symlinkat(half, fd, "l2"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := unix.Mkdirat(fd, name, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		next, err := unix.Openat(fd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		unix.Close(fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd = next
+	}
+	defer unix.Close(fd)
+	f, err := unix.Openat(fd, "f", unix.O_WRONLY|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = unix.Write(f, []byte(text+"\n"))
+	unix.Close(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l1 := symlinkAs(t, filepath.Join(dir, half), filepath.Join(u, "l1"), owner)
+	return l1 + "/l2"
 }
 
 // 13. A policy file that someone other than root could have written is not
