@@ -28,7 +28,11 @@ func Enter(target int, p *policy.Plan) (int, error) {
 	}
 	defer unix.Close(pidfd)
 	p.Rlimits = mergeLimits(raisedLimits(), p.Rlimits) // the caller's own limits, as for run
-	s := &sandbox{umask: -1, plan: p, priv: priv, enter: true, caught: catchSignals(), fallback: !pidnsProc(), t: &tree{plan: p, procDir: -1}}
+	sigfd, err := catchSignals()
+	if err != nil {
+		return 0, &Error{CodeFailed, err}
+	}
+	s := &sandbox{umask: -1, plan: p, priv: priv, enter: true, sigfd: sigfd, fallback: !pidnsProc(), t: &tree{plan: p, procDir: -1}}
 	if s.t.procDir, err = unix.Open("/proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
 		return 0, &Error{CodeFailed, errorf("open", "/proc", err)}
 	}

@@ -70,7 +70,9 @@ func LaunchFakeroot(id policy.Identity) (int, error) {
 // exit status as a shell reports it.
 func waitChild(pid int) int {
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, forwarded...)
+	for _, s := range forwarded {
+		signal.Notify(sigs, s)
+	}
 	go func() {
 		for s := range sigs {
 			unix.Kill(pid, s.(syscall.Signal))

@@ -68,7 +68,13 @@ type identity struct {
 // and credentials differ from the rest of the process from here on.
 func Run(p *policy.Plan) (int, error) {
 	runtime.LockOSThread()
-	caught := catchSignals()
+	// Caught from here on, before anything is started or left behind (a
+	// cgroup leaf, squashfuse, the command): a signal can never find a
+	// child of selfdock running while selfdock itself would die of it.
+	sigfd, err := catchSignals()
+	if err != nil {
+		return 0, &Error{CodeFailed, err}
+	}
 	priv := Detect()
 	id := identity{p.User.Uid, p.User.Gid, p.User.Groups}
 	if priv == Unprivileged {
@@ -87,11 +93,8 @@ func Run(p *policy.Plan) (int, error) {
 	// Directories selfdock makes for mount points and --overlay get the
 	// modes it asks for, not the caller's umask (0777 would make them
 	// unusable); the command gets the caller's umask back (start).
-	s := &sandbox{umask: unix.Umask(0o022), plan: p, priv: priv, caught: caught, t: &tree{plan: p, id: id, ours: map[uint64]bool{}, procDir: -1, procCopy: -1, upper: -1, overlays: map[uint64]bool{}, userns: priv == Unprivileged, root0: priv == Root}}
+	s := &sandbox{umask: unix.Umask(0o022), plan: p, priv: priv, sigfd: sigfd, t: &tree{plan: p, id: id, ours: map[uint64]bool{}, procDir: -1, procCopy: -1, upper: -1, overlays: map[uint64]bool{}, userns: priv == Unprivileged, root0: priv == Root}}
 	if p.CgroupMemory > 0 || p.CgroupPids > 0 {
-		// A leaf cgroup made here is removed at the end: a signal must not
-		// end selfdock in between.
-		s.catching()
 		// Thread creds are the caller's file access here; a subtree that is
 		// not delegated to the caller leaves the limits out (rlimits stay).
 		cg, err := enterCgroup(p.CgroupMemory, p.CgroupPids)
@@ -146,12 +149,11 @@ func actAs(id identity) error {
 type sandbox struct {
 	plan     *policy.Plan
 	priv     Privilege
-	caught   func() chan os.Signal // waits for the forwarded signals to be caught
-	sigs     chan os.Signal        // the forwarded signals, caught from the start (s.catching)
-	enter    bool                  // joining an instance: its /proc is there already
-	cgroup   *cgroup               // the instance's cgroup leaf, if the policy's limits apply
-	fallback bool                  // no procfs pidns option: a C child mounts /proc
-	umask    int                   // the caller's, while selfdock's own is 022; -1: untouched
+	sigfd    int     // readable when a forwarded signal came (catchSignals)
+	enter    bool    // joining an instance: its /proc is there already
+	cgroup   *cgroup // the instance's cgroup leaf, if the policy's limits apply
+	fallback bool    // no procfs pidns option: a C child mounts /proc
+	umask    int     // the caller's, while selfdock's own is 022; -1: untouched
 	t        *tree
 	pidfd    int
 	argv0    string
@@ -187,8 +189,6 @@ func (s *sandbox) setup() error {
 			return fmt.Errorf("hostname %q: %w", s.plan.Hostname, err)
 		}
 	}
-	// prepare may start squashfuse: the signals must be caught by then.
-	s.catching()
 	if err := s.t.prepare(); err != nil {
 		return err
 	}
@@ -341,7 +341,6 @@ func loopbackUp() error {
 // start drops what the command must not have, forks it stopped right after
 // its execve, mounts its /proc, checks its credentials and releases it.
 func (s *sandbox) start() (int, error) {
-	s.catching()
 	if s.umask >= 0 {
 		unix.Umask(s.umask) // the command's, inherited through the fork
 	}

@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"os"
 	"os/signal"
 	"strconv"
 	"sync/atomic"
@@ -16,43 +15,7 @@ import (
 const grace = 3 * time.Second
 
 // forwarded are the signals selfdock passes on to the command.
-var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
-
-// catchSignals starts catching the forwarded signals as Run starts: one
-// that comes while the sandbox is set up waits in the channel and is dealt
-// with, as any other, once the command runs.
-//
-// The first signal.Notify of a process waits until the runtime has started
-// the thread that keeps its signal masks (a new OS thread: about 0.3 ms on
-// the benchmark machine, on the hot path), so it runs on a goroutine of its
-// own while the locked thread goes on with the namespaces. The returned
-// function waits for it and gives the channel: the sandbox calls it
-// (s.catching) before it leaves anything behind or starts any process (the
-// cgroup leaf, squashfuse, the command), so a signal can never find a child
-// of selfdock running while selfdock itself would still die of it. A signal
-// that comes before Notify has returned (the first few hundred µs of Run,
-// with nothing started yet) ends selfdock by its default action, as one
-// that came a moment earlier, before Run, always did.
-func catchSignals() func() chan os.Signal {
-	sigs := make(chan os.Signal, 8)
-	done := make(chan struct{})
-	go func() {
-		signal.Notify(sigs, forwarded...)
-		close(done)
-	}()
-	return func() chan os.Signal {
-		<-done
-		return sigs
-	}
-}
-
-// catching waits until the forwarded signals are caught (see catchSignals).
-// Call it before any process is started.
-func (s *sandbox) catching() {
-	if s.sigs == nil {
-		s.sigs = s.caught()
-	}
-}
+var forwarded = []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
 
 // wait forwards signals to the command until it exits and returns its exit
 // status as a shell reports it (128+N for a death by signal N).
@@ -61,6 +24,11 @@ func (s *sandbox) catching() {
 // so a signal the command leaves at its default action is carried out here
 // as the default would be: the instance is killed. A handled signal is
 // passed on; SIGTERM and SIGHUP end the instance after a grace period.
+//
+// The locked thread polls the command's pidfd and the signal pipe
+// (catchSignals) itself: no other thread is woken while nothing happens.
+// A signal is dealt with on a goroutine, on a thread whose /proc is the
+// host's (this one's is the sandbox's).
 func (s *sandbox) wait(pid int) int {
 	fg := foreground()
 	var killedFor atomic.Int32
@@ -68,28 +36,17 @@ func (s *sandbox) wait(pid int) int {
 		killedFor.CompareAndSwap(0, int32(sig))
 		unix.PidfdSendSignal(s.pidfd, unix.SIGKILL, nil, 0)
 	}
-	s.catching()
-	sigs := s.sigs
-	go func() {
-		for v := range sigs {
-			sig := v.(syscall.Signal)
-			switch disposition(pid, sig) {
-			case "ignored":
-			case "caught":
-				if fg >= 0 && (sig == syscall.SIGINT || sig == syscall.SIGQUIT) {
-					// Typed on the terminal: the command, in our process
-					// group, has it already; passing it on would repeat it.
-					continue
-				}
-				unix.PidfdSendSignal(s.pidfd, sig, nil, 0)
-				if sig == syscall.SIGTERM || sig == syscall.SIGHUP {
-					time.AfterFunc(grace, func() { kill(sig) })
-				}
-			default:
-				kill(sig)
+	fds := []unix.PollFd{{Fd: int32(s.pidfd), Events: unix.POLLIN}, {Fd: int32(s.sigfd), Events: unix.POLLIN}}
+	for fds[0].Revents == 0 {
+		if _, err := unix.Ppoll(fds, nil, nil); err != nil && err != unix.EINTR {
+			break // cannot happen with valid descriptors; wait4 below still reaps
+		}
+		if fds[1].Revents != 0 {
+			if sigs := takeSignals(s.sigfd); len(sigs) > 0 {
+				go s.forward(pid, fg, sigs, kill)
 			}
 		}
-	}()
+	}
 	var ws unix.WaitStatus
 	for {
 		_, err := unix.Wait4(pid, &ws, 0, nil)
@@ -111,6 +68,27 @@ func (s *sandbox) wait(pid int) int {
 		return 128 + int(ws.Signal())
 	}
 	return CodeFailed
+}
+
+// forward passes sigs on to the command pid as wait describes.
+func (s *sandbox) forward(pid, fg int, sigs []syscall.Signal, kill func(syscall.Signal)) {
+	for _, sig := range sigs {
+		switch disposition(pid, sig) {
+		case "ignored":
+		case "caught":
+			if fg >= 0 && (sig == syscall.SIGINT || sig == syscall.SIGQUIT) {
+				// Typed on the terminal: the command, in our process
+				// group, has it already; passing it on would repeat it.
+				continue
+			}
+			unix.PidfdSendSignal(s.pidfd, sig, nil, 0)
+			if sig == syscall.SIGTERM || sig == syscall.SIGHUP {
+				time.AfterFunc(grace, func() { kill(sig) })
+			}
+		default:
+			kill(sig)
+		}
+	}
 }
 
 // disposition reads whether pid catches, ignores or leaves sig at default.
