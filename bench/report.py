@@ -152,8 +152,9 @@ def main():
     if par:
         p(f"\nThe machine's parallel capacity: two CPU-bound jobs at once took {par:.2f}× as long as "
           f"one alone (1.00× on two real cores, 2.00× on one), so its {os.cpu_count()} CPUs did "
-          f"{2 / par:.2f} CPUs' worth of parallel work. Throughput here is CPU time per instance; "
-          "latency cannot be cut by doing setup steps on a second thread (tried: slower).")
+          f"{2 / par:.2f} CPUs' worth of parallel work (it varies from hour to hour on this "
+          "virtual machine). Throughput is CPU time per instance; work done on a second thread "
+          "(the network namespace) shortens a single run only as far as the second CPU is free.")
 
     rss = {}
     for name, kib in read_lines(os.path.join(out, "rss.txt")):

@@ -75,6 +75,10 @@ func Run(p *policy.Plan) (int, error) {
 	if err != nil {
 		return 0, &Error{CodeFailed, err}
 	}
+	var net *pendingNet
+	if !p.ShareNet {
+		net = newNet() // joined in setup
+	}
 	priv := Detect()
 	id := identity{p.User.Uid, p.User.Gid, p.User.Groups}
 	if priv == Unprivileged {
@@ -93,7 +97,7 @@ func Run(p *policy.Plan) (int, error) {
 	// Directories selfdock makes for mount points and --overlay get the
 	// modes it asks for, not the caller's umask (0777 would make them
 	// unusable); the command gets the caller's umask back (start).
-	s := &sandbox{umask: unix.Umask(0o022), plan: p, priv: priv, sigfd: sigfd, t: &tree{plan: p, id: id, ours: map[uint64]bool{}, procDir: -1, procCopy: -1, upper: -1, overlays: map[uint64]bool{}, userns: priv == Unprivileged, root0: priv == Root}}
+	s := &sandbox{umask: unix.Umask(0o022), plan: p, priv: priv, sigfd: sigfd, net: net, t: &tree{plan: p, id: id, ours: map[uint64]bool{}, procDir: -1, procCopy: -1, upper: -1, overlays: map[uint64]bool{}, userns: priv == Unprivileged, root0: priv == Root}}
 	if p.CgroupMemory > 0 || p.CgroupPids > 0 {
 		// Thread creds are the caller's file access here; a subtree that is
 		// not delegated to the caller leaves the limits out (rlimits stay).
@@ -149,11 +153,12 @@ func actAs(id identity) error {
 type sandbox struct {
 	plan     *policy.Plan
 	priv     Privilege
-	sigfd    int     // readable when a forwarded signal came (catchSignals)
-	enter    bool    // joining an instance: its /proc is there already
-	cgroup   *cgroup // the instance's cgroup leaf, if the policy's limits apply
-	fallback bool    // no procfs pidns option: a C child mounts /proc
-	umask    int     // the caller's, while selfdock's own is 022; -1: untouched
+	sigfd    int         // readable when a forwarded signal came (catchSignals)
+	enter    bool        // joining an instance: its /proc is there already
+	cgroup   *cgroup     // the instance's cgroup leaf, if the policy's limits apply
+	net      *pendingNet // the private network namespace being made; nil: the host's
+	fallback bool        // no procfs pidns option: a C child mounts /proc
+	umask    int         // the caller's, while selfdock's own is 022; -1: untouched
 	t        *tree
 	pidfd    int
 	argv0    string
@@ -168,21 +173,14 @@ func (s *sandbox) setup() error {
 		return errorf("open", "/proc", err)
 	}
 	s.t.procDir = proc
+	// The network namespace is made beside this (newNet) and joined last.
 	flags := unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS
-	if !s.plan.ShareNet {
-		flags |= unix.CLONE_NEWNET
-	}
 	// Safe: new namespaces for this thread only; nothing of the host changes.
 	s.fallback = !pidnsProc()
 	if err := unix.Unshare(flags); err != nil {
 		return fmt.Errorf("unshare namespaces: %w", err)
 	}
 	Trace("unshare")
-	if !s.plan.ShareNet {
-		if err := loopbackUp(); err != nil {
-			return err
-		}
-	}
 	if s.plan.Hostname != "" {
 		// Safe: the sandbox's own UTS namespace, unshared above.
 		if err := unix.Sethostname([]byte(s.plan.Hostname)); err != nil {
@@ -200,6 +198,10 @@ func (s *sandbox) setup() error {
 	if err := s.t.pivot(); err != nil {
 		return err
 	}
+	if err := s.net.join(); err != nil {
+		return err
+	}
+	Trace("netns")
 	return s.resolve()
 }
 
@@ -317,25 +319,6 @@ func lookPath(name string, env []string) (string, error) {
 		}
 	}
 	return "", &Error{CodeNotFound, fmt.Errorf("command not found: %q", name)}
-}
-
-// loopbackUp brings up lo in the new network namespace.
-func loopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("loopback: %w", err)
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return fmt.Errorf("loopback: %w", err)
-	}
-	ifr.SetUint16(unix.IFF_UP | unix.IFF_LOOPBACK | unix.IFF_RUNNING)
-	// Safe: lo of the sandbox's own, fresh network namespace.
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("loopback up: %w", err)
-	}
-	return nil
 }
 
 // start drops what the command must not have, forks it stopped right after
