@@ -20,14 +20,26 @@ type pendingNet struct {
 	err  error
 }
 
-// newNet starts making the namespace. The goroutine runs on one of the
-// runtime's threads, which have selfdock's own credentials (euid 0 with its
-// capabilities under the setuid bit, or every capability in selfdock's user
-// namespace on the unprivileged path): no user input reaches it.
+// newNet takes the namespace the C constructor started making before the
+// runtime (earlynet_linux.go), or else starts making it here. The goroutine
+// runs on one of the runtime's threads, which have selfdock's own
+// credentials (euid 0 with its capabilities under the setuid bit, or every
+// capability in selfdock's user namespace on the unprivileged path): no
+// user input reaches it.
 func newNet() *pendingNet {
 	n := &pendingNet{done: make(chan struct{}), fd: -1}
+	if n.fd, n.err = earlyNet(true); n.fd >= 0 || n.err != nil {
+		close(n.done)
+		return n
+	}
 	go n.make()
 	return n
+}
+
+// dropEarlyNet closes the namespace the constructor made, when the plan
+// keeps the host's network after all.
+func dropEarlyNet() {
+	earlyNet(false)
 }
 
 func (n *pendingNet) make() {

@@ -78,6 +78,8 @@ func Run(p *policy.Plan) (int, error) {
 	var net *pendingNet
 	if !p.ShareNet {
 		net = newNet() // joined in setup
+	} else {
+		dropEarlyNet()
 	}
 	priv := Detect()
 	id := identity{p.User.Uid, p.User.Gid, p.User.Groups}

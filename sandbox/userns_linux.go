@@ -95,10 +95,12 @@ static int write_file(const char *path, const char *data) {
 }
 
 // wants_sandbox reports whether the command line asks for run or build:
-// the first word that is neither an option nor an option's value. It mirrors
-// the CLI's grammar loosely; a miss costs only a clear error later, never
-// privilege, because this code runs only without privilege.
-static int wants_sandbox(int argc, char **argv) {
+// the first word that is neither an option nor an option's value; *net says
+// whether an option before CMD was --net. It mirrors the CLI's grammar
+// loosely: a miss costs a clear error later (the user namespace) or a
+// network namespace made for nothing (selfdock_early_net), never privilege.
+// It only compares strings, so hostile arguments steer nothing else.
+static int wants_sandbox(int argc, char **argv, int *net) {
 	static const char *two[] = {"-m", "--map", "-v", "--vol", "-t", "--tmpfs", "-e", "--env", 0};
 	static const char *one[] = {"-r", "--rootfs", "-C", "--chdir", "-E", "--unset", "--image", "--bundle", "--name", "--hostname", "--seccomp", "--overlay-size", 0};
 	int sandbox = 0;
@@ -119,6 +121,8 @@ static int wants_sandbox(int argc, char **argv) {
 		// and starts a copy of itself in a new one (LaunchFakeroot).
 		if (strcmp(a, "--fakeroot") == 0)
 			return 0;
+		if (strcmp(a, "--net") == 0 || strncmp(a, "--net=", 6) == 0)
+			*net = 1;
 		if (strchr(a, '='))
 			continue;
 		for (int k = 0; two[k]; k++)
@@ -246,6 +250,7 @@ static void block_for_pid1(void) {
 }
 
 extern char **environ;
+void selfdock_early_net(void); // earlynet_linux.go
 
 // initial_args finds argc and argv on the process's initial stack, laid out
 // by the kernel as argc, argv[0..argc-1], NULL, envp[0..], NULL. glibc
@@ -290,6 +295,9 @@ __attribute__((constructor)) static void selfdock_enter_userns(void) {
 			hide_runtime_env(envp);
 		}
 		selfdock_raise_limits();
+		int net = 0;
+		if (wants_sandbox(argc, argv, &net) && !net)
+			selfdock_early_net();
 		return;
 	}
 	for (char **e = envp; e && *e; e++)
@@ -297,7 +305,8 @@ __attribute__((constructor)) static void selfdock_enter_userns(void) {
 			fakeroot_enter(*e + 23);
 			return;
 		}
-	if (!wants_sandbox(argc, argv) && !self_contained())
+	int net = 0, sandbox = wants_sandbox(argc, argv, &net);
+	if (!sandbox && !self_contained())
 		return;
 	uid_t uid = getuid();
 	gid_t gid = getgid();
@@ -322,6 +331,8 @@ __attribute__((constructor)) static void selfdock_enter_userns(void) {
 		return;
 	}
 	selfdock_userns = 1;
+	if (sandbox && !net)
+		selfdock_early_net(); // owned by the user namespace just made
 }
 */
 import "C"
