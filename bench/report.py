@@ -253,9 +253,10 @@ def main():
             p(f"| {name} | {m:.0f} µs | {m - prev:.0f} µs |")
             prev = m
         p("\nPhases: `main` (package init done), `parsed` (command line), `plan` (policy file and "
-          "plan), `unshare` (mount, PID, IPC, UTS and network namespaces: the network namespace is "
-          "most of it), `prepare` (open_tree clones of the root and sources, /dev nodes), `attach` "
-          "(the mount tree), `setup` (pivot_root, command lookup), `bounding` (capability "
+          "plan), `unshare` (mount, PID, IPC and UTS namespaces), `prepare` (open_tree clones of "
+          "the root and sources, /dev nodes), `attach` (the mount tree), `netns` (pivot_root, then "
+          "setns into the network namespace that a thread started by the C constructor has made "
+          "meanwhile, waiting for it if need be), `setup` (command lookup), `bounding` (capability "
           "bounding set), `spawned` (the C child: clone, /proc, ids, seccomp filter, execve), "
           "`released` (the command runs), `exited` (it has exited, with `true`).\n")
 
