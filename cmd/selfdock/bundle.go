@@ -144,10 +144,22 @@ func (k *killCmd) Run() error {
 	if err != nil {
 		return err
 	}
+	gone := exitWith(1, fmt.Errorf("kill %q: no running instance of yours has that name", k.Name))
 	if in == nil {
-		return exitWith(1, fmt.Errorf("kill %q: no running instance of yours has that name", k.Name))
+		return gone
 	}
-	if err := syscall.Kill(in.Monitor, sig); err != nil {
+	// A pidfd pins the process: once it is open, the monitor found above
+	// cannot exit and leave its pid to another process between the check
+	// below and the signal.
+	pidfd, err := unix.PidfdOpen(in.Monitor, 0)
+	if err != nil {
+		return gone
+	}
+	defer unix.Close(pidfd)
+	if again, err := instanceNamed(k.Name); err != nil || again == nil || again.Monitor != in.Monitor {
+		return gone
+	}
+	if err := unix.PidfdSendSignal(pidfd, sig, nil, 0); err != nil {
 		return fmt.Errorf("kill %q: %w", k.Name, err)
 	}
 	return nil
