@@ -63,6 +63,10 @@ void selfdock_early_net(void) {
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
+static int sd_net_pending(void) {
+	return sd_net_started;
+}
+
 // sd_net_take waits for the thread, once, and returns its result, or
 // -ENOENT when none was started.
 static int sd_net_take(void) {
@@ -82,10 +86,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// earlyNet takes the network namespace the constructor made, if it made one
-// (the command line asked for run or build without --net): its nsfs
-// descriptor, or -1. With keep false (the plan shares the host's network
-// after all) it is closed and -1 returned.
+// earlyNetStarted reports whether the constructor started making the
+// network namespace (the command line asked for run or build without --net)
+// and earlyNet has not taken it yet.
+func earlyNetStarted() bool { return C.sd_net_pending() != 0 }
+
+// earlyNet waits for the network namespace the constructor is making, if it
+// started one, and takes it: its nsfs descriptor, or -1. With keep false
+// (the plan shares the host's network after all) it is closed and -1
+// returned.
 func earlyNet(keep bool) (int, error) {
 	fd := int(C.sd_net_take())
 	switch {
