@@ -206,7 +206,7 @@ func (t *tree) attach() error {
 		// Enter the root first, so that the overlay is stacked on the
 		// namespace's root alone: the second pivot (setup's) then
 		// detaches exactly the tree below it.
-		subs, err := submounts(t.root)
+		subs, err := submounts(t.procDir, t.root)
 		if err != nil {
 			return errorf("overlay", t.plan.Rootfs, err)
 		}

@@ -42,6 +42,11 @@ func (t *tree) layer(lower, dst int, name string) (int, error) {
 		return -1, fmt.Errorf("overlay: %w", err)
 	}
 	defer unix.Close(fs)
+	back, err := t.inProc()
+	if err != nil {
+		return -1, err
+	}
+	defer back()
 	if err := overlayLayer(fs, "lowerdir+", "lowerdir", lower); err != nil {
 		return -1, err
 	}
@@ -92,16 +97,41 @@ func (t *tree) createOverlay(fs int) error {
 	return unix.FsconfigCreate(fs)
 }
 
+// overlayLayersByPath, set at build time only (-ldflags -X ...=1, by a
+// test), makes overlayLayer take the path of older kernels on this one.
+var overlayLayersByPath string
+
 // overlayLayer passes a layer by descriptor (Linux 6.13+), or else by its
-// /proc/thread-self/fd path, which older kernels resolve.
+// thread-self/fd path, relative: layer makes the host's /proc this thread's
+// working directory first, as "/proc" after the pivot may be a user's.
 func overlayLayer(fs int, key, oldKey string, fd int) error {
-	if err := unix.FsconfigSetFd(fs, key, fd); err == nil {
-		return nil
+	if overlayLayersByPath != "1" {
+		if err := unix.FsconfigSetFd(fs, key, fd); err == nil {
+			return nil
+		}
 	}
-	if err := unix.FsconfigSetString(fs, oldKey, "/proc/thread-self/fd/"+strconv.Itoa(fd)); err != nil {
+	if err := unix.FsconfigSetString(fs, oldKey, "thread-self/fd/"+strconv.Itoa(fd)); err != nil {
 		return fmt.Errorf("overlay %s: %w", oldKey, err)
 	}
 	return nil
+}
+
+// inProc makes the host's /proc (t.procDir) the calling thread's working
+// directory, where overlayLayer's relative paths resolve (an older kernel
+// resolves them at fsconfig or at create), and returns how to go back.
+func (t *tree) inProc() (func(), error) {
+	here, err := unix.Open(".", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("overlay: %w", err)
+	}
+	if err := unix.Fchdir(t.procDir); err != nil {
+		unix.Close(here)
+		return nil, fmt.Errorf("overlay: chdir /proc: %w", err)
+	}
+	return func() {
+		unix.Fchdir(here)
+		unix.Close(here)
+	}, nil
 }
 
 // upperDirs makes name/u and name/w in the upper tmpfs; u takes the owner
@@ -161,7 +191,7 @@ func (t *tree) overlayRoot(subs []string) error {
 // alone would show what lies hidden under them in the source's file system
 // (which no user namespace lets its user see) and hide what they show.
 func (t *tree) overlayMap(fd int, name string) error {
-	subs, err := submounts(fd)
+	subs, err := submounts(t.procDir, fd)
 	if err != nil {
 		return err
 	}
@@ -207,16 +237,19 @@ func rebind(below, above int, mp string) error {
 }
 
 // submounts lists, parents first, the mount points of the mounts below the
-// attached mount at root, relative to it ("/" is root itself).
-func submounts(root int) ([]string, error) {
+// attached mount at root, relative to it ("/" is root itself). proc is the
+// host's /proc, opened before the namespaces: after the pivot, "/proc" of
+// this thread would be whatever a user-owned --rootfs has there.
+func submounts(proc, root int) ([]string, error) {
 	id, err := mountID(root)
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open("/proc/thread-self/mountinfo")
+	mi, err := unix.Openat(proc, "thread-self/mountinfo", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("mountinfo: %w", err)
 	}
+	f := os.NewFile(uintptr(mi), "mountinfo")
 	defer f.Close()
 	type entry struct {
 		id uint64

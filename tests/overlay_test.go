@@ -3,7 +3,9 @@ package tests
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -113,4 +115,37 @@ func TestAttackOverlayMapSubmount(t *testing.T) {
 		t.Errorf("--overlay: the file under the mount point is visible:\n%v", r)
 	}
 	wantOut(t, h.sd(t, "--overlay", "run", "cat", src+"/mp/inner/deep"), "deep")
+
+	// With the caller's own --rootfs, "/proc" after the pivot is the
+	// caller's directory: a fake thread-self/mountinfo (listing no
+	// submount) and fake thread-self/fd links (where an older kernel's
+	// overlay would look its layers up) must steer nothing. The second
+	// binary takes the older kernels' path to the layers on this one.
+	root := h.busyboxRoot(t)
+	fake := mkdir(t, filepath.Join(root, "proc", "thread-self"), 0o755, &h.user)
+	writeFile(t, filepath.Join(fake, "mountinfo"), "1 0 0:1 / / rw - none none rw\n", 0o644, &h.user)
+	mkdir(t, filepath.Join(fake, "fd"), 0o755, &h.user)
+	for i := 0; i < 64; i++ {
+		symlinkAs(t, "/etc", filepath.Join(fake, "fd", strconv.Itoa(i)), &h.user)
+	}
+	byPath := filepath.Join(h.dir(t, nil, 0o755), "selfdock")
+	if err := buildSelfdockFlags(byPath, "-X github.com/selfdock/selfdock/sandbox.overlayLayersByPath=1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(byPath, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Chmod(byPath, 0o4755); err != nil {
+		t.Fatal(err)
+	}
+	for _, bin := range []string{h.bin, byPath} {
+		sd := func(cmd ...string) res {
+			return h.exec(t, opts{}, bin, append([]string{"-r", root, "--overlay", "--map", src, "/mnt", "run", "/bin/busybox"}, cmd...)...)
+		}
+		if r := sd("cat", "/mnt/mp/hidden"); r.code == 0 || strings.Contains(r.stdout, "under") {
+			t.Errorf("%s -r: the file under the mount point is visible:\n%v", bin, r)
+		}
+		wantOut(t, sd("cat", "/mnt/mp/shown", "/mnt/mp/inner/deep"), "showndeep")
+		wantOut(t, sd("sh", "-c", "echo w > /bin/w && /bin/busybox cat /bin/w"), "w")
+	}
 }
