@@ -46,9 +46,12 @@ func fdPath(fd int) string {
 }
 
 // realPath is the kernel's absolute name of what fd refers to, for policy
-// checks. A name the kernel cannot give (longer than PATH_MAX, which a user
-// can build with nested symlinks, or not reachable from this root) is an
-// error: the caller must refuse rather than check nothing.
+// checks, and only if that name leads back to it: a name the kernel cannot
+// give (longer than PATH_MAX, which a user can build with nested symlinks),
+// or one that names something else from this root (a file reached through
+// another mount namespace, as in /proc/PID/cwd of a process in one, is named
+// relative to that namespace's root) is an error: the caller must refuse
+// rather than check the wrong name.
 func realPath(fd int) (string, error) {
 	p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
 	if err != nil {
@@ -57,7 +60,28 @@ func realPath(fd int) (string, error) {
 	if !strings.HasPrefix(p, "/") {
 		return "", fmt.Errorf("not reachable from this root: %q", p)
 	}
+	again, err := unix.Openat2(unix.AT_FDCWD, p, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return "", fmt.Errorf("%q does not lead back to it: %w", p, err)
+	}
+	defer unix.Close(again)
+	if !sameFile(fd, again) {
+		return "", fmt.Errorf("%q names something else from this root", p)
+	}
 	return p, nil
+}
+
+// sameFile reports whether a and b are the same file on the same mount.
+func sameFile(a, b int) bool {
+	var x, y unix.Statx_t
+	const mask = unix.STATX_INO | unix.STATX_MNT_ID
+	if unix.Statx(a, "", unix.AT_EMPTY_PATH, mask, &x) != nil || unix.Statx(b, "", unix.AT_EMPTY_PATH, mask, &y) != nil {
+		return false
+	}
+	return x.Ino == y.Ino && x.Dev_major == y.Dev_major && x.Dev_minor == y.Dev_minor && x.Mnt_id == y.Mnt_id
 }
 
 // under reports whether path is dir or lies below it.

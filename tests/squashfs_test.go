@@ -1,6 +1,9 @@
 package tests
 
 import (
+	"bufio"
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -56,6 +59,11 @@ func TestSquashfsImages(t *testing.T) {
 	wantRefused(t, h.exec(t, opts{}, polBin, "--image", bad, "run", "/bin/busybox", "true"), 124)
 	elsewhere := copyFile(t, img, h.dir(t, nil, 0o755)+"/img.sqfs", 0o644, nil)
 	wantRefused(t, h.exec(t, opts{}, polBin, "--image", elsewhere, "run", "/bin/busybox", "true"), 124)
+	// The same file seen through another mount namespace: a process of
+	// the caller's, in user and mount namespaces of its own, binds it into
+	// a tmpfs on the images directory and stays there; through its
+	// /proc/PID/cwd the kernel names the file as if it were in image_dirs.
+	wantRefused(t, h.exec(t, opts{dir: foreignCwd(t, h, images, elsewhere)}, polBin, "--image", "x.sqfs", "run", "/bin/busybox", "true"), 124)
 	// A damaged image: a clear error, nothing left.
 	b := mustRead(t, img)
 	for i := 96; i < len(b) && i < 8192; i++ {
@@ -143,4 +151,29 @@ func processesNamed(name string, uid int) []string {
 		}
 	}
 	return out
+}
+
+// foreignCwd starts, as the test user, a process in user and mount
+// namespaces of its own whose working directory is a tmpfs over dir holding
+// a bind of file as x.sqfs, and returns /proc/PID/cwd of it. The process
+// ends with the test.
+func foreignCwd(t *testing.T, h *harness, dir, file string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := h.command(ctx, opts{}, "unshare", "-Urm", "sh", "-c",
+		`mount -t tmpfs none "$1" && touch "$1/x.sqfs" && mount --bind "$2" "$1/x.sqfs" && cd "$1" && echo ready && exec sleep 60`,
+		"sh", dir, file)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if line != "ready\n" {
+		t.Fatalf("unshare -Urm: %q, %v", line, err)
+	}
+	return fmt.Sprintf("/proc/%d/cwd", cmd.Process.Pid)
 }
