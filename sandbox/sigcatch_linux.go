@@ -11,10 +11,16 @@ package sandbox
 
 static unsigned long sd_sig_pending; // bit N-1: signal N came and is not taken yet
 static int sd_sig_wake = -1;         // write end of a non-blocking pipe
+static long sd_sig_pid;              // the process that installed the handler
 
 // sd_sig_record is async-signal-safe: an atomic OR and a raw write, which
 // cannot block (a full pipe only drops the wake-up byte: the bit stays).
+// In a child that Go forked sharing our memory (vfork), before its execve,
+// it does nothing: Go resets only the signals its runtime handles there, not
+// a SIGINT or SIGHUP that was ignored when selfdock started.
 static void sd_sig_record(int sig) {
+	if (syscall(SYS_getpid) != sd_sig_pid)
+		return;
 	int saved = errno;
 	__atomic_fetch_or(&sd_sig_pending, 1UL << (sig - 1), __ATOMIC_SEQ_CST);
 	char b = 0;
@@ -28,6 +34,7 @@ static void sd_sig_record(int sig) {
 // while it runs.
 static int sd_sig_catch(int wake, const int *sigs, int n) {
 	sd_sig_wake = wake;
+	sd_sig_pid = syscall(SYS_getpid);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = sd_sig_record;
