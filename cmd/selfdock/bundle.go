@@ -148,9 +148,9 @@ func (k *killCmd) Run() error {
 	if in == nil {
 		return gone
 	}
-	// A pidfd pins the process: once it is open, the monitor found above
-	// cannot exit and leave its pid to another process between the check
-	// below and the signal.
+	// The pidfd refers to the process it was opened on, whatever happens to
+	// its pid number later: checked once more below, it is the instance's
+	// monitor that gets the signal, or no process at all.
 	pidfd, err := unix.PidfdOpen(in.Monitor, 0)
 	if err != nil {
 		return gone
