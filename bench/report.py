@@ -293,6 +293,18 @@ def main():
     p(f"| import within 1.5× tar -x of the same layers | {fmt_ratio(imp_ratio)} | "
       f"{verdict(imp_ratio, lambda v: v <= 1.5)} |")
 
+    sd_m, bw, eo = median.get("selfdock"), median.get("bwrap"), median.get("execonly")
+    if sd_m and bw and eo:
+        init_ms = statistics.median(inits[0]) if inits else None
+        p(f"\nThe budget: 0.75× bwrap is {ms(0.75 * bw)}, {ms(sd_m - 0.75 * bw)} below selfdock "
+          f"now, and 1.25× execonly is {ms(1.25 * eo)}. execonly alone (exec, the Go runtime's "
+          f"start, dropping root, exec of `true`) takes {ms(eo)}; on top of it selfdock runs "
+          + (f"its package initialisers ({init_ms:.2f} ms, every package of the one binary) "
+             if init_ms else "its package initialisers ")
+          + "and the kernel work of the namespaces, the mount tree, /proc, the seccomp filter "
+          "and their teardown that bwrap does too (the network namespace is made before the "
+          "runtime starts, on another thread).")
+
     if failed:
         p("\n## Commands that failed their trial run\n")
         for name, status in failed.items():
