@@ -27,8 +27,9 @@ var forwarded = []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP
 //
 // The locked thread polls the command's pidfd and the signal pipe
 // (catchSignals) itself: no other thread is woken while nothing happens.
-// A signal is dealt with on a goroutine, on a thread whose /proc is the
-// host's (this one's is the sandbox's).
+// Signals are dealt with, in the order they came, on one goroutine started
+// by the first, on a thread whose /proc is the host's (this one's is the
+// sandbox's).
 func (s *sandbox) wait(pid int) int {
 	fg := foreground()
 	var killedFor atomic.Int32
@@ -36,16 +37,29 @@ func (s *sandbox) wait(pid int) int {
 		killedFor.CompareAndSwap(0, int32(sig))
 		unix.PidfdSendSignal(s.pidfd, unix.SIGKILL, nil, 0)
 	}
+	var batches chan []syscall.Signal // to the one forwarding goroutine, in order
 	fds := []unix.PollFd{{Fd: int32(s.pidfd), Events: unix.POLLIN}, {Fd: int32(s.sigfd), Events: unix.POLLIN}}
 	for fds[0].Revents == 0 {
 		if _, err := unix.Ppoll(fds, nil, nil); err != nil && err != unix.EINTR {
 			break // cannot happen with valid descriptors; wait4 below still reaps
 		}
-		if fds[1].Revents != 0 {
-			if sigs := takeSignals(s.sigfd); len(sigs) > 0 {
-				go s.forward(pid, fg, sigs, kill)
-			}
+		if fds[1].Revents == 0 {
+			continue
 		}
+		if sigs := takeSignals(s.sigfd); len(sigs) > 0 {
+			if batches == nil {
+				batches = make(chan []syscall.Signal, 16)
+				go func() {
+					for b := range batches {
+						s.forward(pid, fg, b, kill)
+					}
+				}()
+			}
+			batches <- sigs
+		}
+	}
+	if batches != nil {
+		close(batches)
 	}
 	var ws unix.WaitStatus
 	for {
