@@ -123,18 +123,17 @@ static int sd_child_main(void *arg) {
 // the child has, could send to run the runtime's handler on the child's
 // stack, in the parent's memory. The child resets every handler to the
 // default before it unblocks anything.
+// The child's stack: static, as a process starts one command at most (run
+// or enter), and musl would give a malloc'd 64 KiB back with munmap.
+static char sd_stack[64 << 10] __attribute__((aligned(16)));
+
 static int sd_spawn(struct sd_child *c, int *pidfd) {
-	enum { STACK = 64 << 10 };
-	char *stack = malloc(STACK);
-	if (!stack)
-		return -ENOMEM;
 	unsigned long all = ~0UL;
 	memset(&c->mask, 0, sizeof c->mask);
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &c->mask, 8);
-	int pid = clone(sd_child_main, stack + STACK, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, c, pidfd);
+	int pid = clone(sd_child_main, sd_stack + sizeof sd_stack, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, c, pidfd);
 	int err = errno;
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &c->mask, NULL, 8);
-	free(stack);
 	return pid < 0 ? -err : pid;
 }
 */
