@@ -36,9 +36,17 @@ func LaunchFakeroot(id policy.Identity) (int, error) {
 	}
 	defer unix.Close(toChild[1])
 	defer unix.Close(fromChild[0])
-	env := append(os.Environ(), "SELFDOCK_FAKEROOT_SYNC=3,4", fakerootLimitsEnv+"="+encodeLimits(raisedLimits()))
+	// The caller's own SELFDOCK_FAKEROOT_* would come first and win.
+	var env []string
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "SELFDOCK_FAKEROOT_") {
+			env = append(env, e)
+		}
+	}
+	env = append(env, "SELFDOCK_FAKEROOT_SYNC=3,4", fakerootLimitsEnv+"="+encodeLimits(raisedLimits()))
+	pidfd := -1
 	attr := &syscall.ProcAttr{Env: env, Files: []uintptr{0, 1, 2, uintptr(toChild[0]), uintptr(fromChild[1])},
-		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}}
+		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, PidFD: &pidfd}}
 	if Detect() != Unprivileged {
 		g := make([]uint32, len(id.Groups))
 		copy(g, id.Groups)
@@ -54,7 +62,8 @@ func LaunchFakeroot(id policy.Identity) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("--fakeroot: start: %w", err)
 	}
-	status := func() int { return waitChild(pid) }
+	defer unix.Close(pidfd)
+	status := func() int { return waitChild(pid, pidfd) }
 	b := make([]byte, 1)
 	if n, _ := unix.Read(fromChild[0], b); n != 1 {
 		return status(), nil // it failed before it could ask; it said why
@@ -63,19 +72,29 @@ func LaunchFakeroot(id policy.Identity) (int, error) {
 	// newuidmap is setuid: start it from a thread without no_new_privs.
 	go func() { runtime.LockOSThread(); reply <- mapIDs(pid, id) }()
 	unix.Write(toChild[1], []byte{<-reply})
+	// Nothing here needs root any more: only waiting and passing signals on.
+	if err := DropPrivileges(); err != nil {
+		unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+		status()
+		return 0, fmt.Errorf("--fakeroot: %w", err)
+	}
 	return status(), nil
 }
 
-// waitChild waits for pid, passing termination signals on, and returns its
-// exit status as a shell reports it.
-func waitChild(pid int) int {
+// waitChild waits for pid, passing termination signals on through its
+// pidfd, and returns its exit status as a shell reports it. Through the
+// pidfd a signal can only ever reach that process, even once it is reaped
+// and its pid number belongs to another.
+func waitChild(pid, pidfd int) int {
 	sigs := make(chan os.Signal, 4)
 	for _, s := range forwarded {
 		signal.Notify(sigs, s)
 	}
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		for s := range sigs {
-			unix.Kill(pid, s.(syscall.Signal))
+			unix.PidfdSendSignal(pidfd, s.(syscall.Signal), nil, 0)
 		}
 	}()
 	var ws unix.WaitStatus
@@ -84,6 +103,9 @@ func waitChild(pid int) int {
 			break
 		}
 	}
+	signal.Stop(sigs) // no more sends once it returns
+	close(sigs)
+	<-done
 	if ws.Signaled() {
 		return 128 + int(ws.Signal())
 	}

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -143,4 +144,48 @@ func prepareDebian(h *harness, cache, tarball, deb string) error {
 		return fmt.Errorf("mmdebstrap: %v: %s", err, out)
 	}
 	return os.Rename(work+"/rootfs.tar", tarball)
+}
+
+// TestAttackFakerootOuterDropsRoot: the outer --fakeroot process, setuid
+// root, waits for its unprivileged copy and passes signals on. Once the ids
+// are mapped it must hold no root: a caller who stops it until the copy's
+// pid is reused would otherwise have root send their signals to whatever
+// process got that pid.
+func TestAttackFakerootOuterDropsRoot(t *testing.T) {
+	h := need(t)
+	withSubordinateIDs(t, h)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := h.command(ctx, opts{}, h.bin, "--fakeroot", "run", "sh", "-c", "echo ready; exec sleep 30")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	if line, err := bufio.NewReader(out).ReadString('\n'); line != "ready\n" {
+		t.Fatalf("the command did not start: %q, %v", line, err)
+	}
+	// The drop follows the mapping by microseconds; allow it a moment.
+	want := fmt.Sprintf("Uid:\t%d\t%d\t%d\t%d", h.user.uid, h.user.uid, h.user.uid, h.user.uid)
+	var got string
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = ""
+		for _, line := range strings.Split(string(st), "\n") {
+			if strings.HasPrefix(line, "Uid:") || strings.HasPrefix(line, "CapEff:") {
+				got += line + "\n"
+			}
+		}
+		if got == want+"\nCapEff:\t0000000000000000\n" {
+			return
+		}
+	}
+	t.Errorf("the outer --fakeroot process keeps root:\n%swant %s and no capability", got, want)
 }
