@@ -8,12 +8,13 @@ import (
 )
 
 // pendingNet is the sandbox's private network namespace, made on a thread
-// of its own while the locked thread goes on with the other namespaces and
-// the mount tree, and joined by the locked thread (setns) before the
-// command is started. A new network namespace is the largest single step of
-// a run (about half a millisecond of kernel work: the loopback device, its
-// sysctl tables); beside the mount tree it costs about a quarter of a
-// millisecond less per run on the benchmark machine (bench/REPORT.md).
+// of its own and joined by the locked thread (setns) before the command is
+// started: by the C constructor's thread while the Go runtime starts
+// (earlynet_linux.go), or else by a goroutine while the locked thread builds
+// the mount tree. A new network namespace is the largest single step of a
+// run (about half a millisecond of kernel work: the loopback device, its
+// sysctl tables); off the critical path, a run takes about that much less
+// on the benchmark machine (bench/REPORT.md).
 type pendingNet struct {
 	early bool // the constructor's thread makes it (earlyNet)
 	done  chan struct{}
