@@ -157,7 +157,9 @@ func Parse(b []byte) (*Policy, error) {
 			*list.dst = append(*list.dst, path.Clean(d))
 		}
 	}
-	p.DenyRootfs = append(p.DenyRootfs, f.DenyMap...)
+	for _, d := range f.DenyMap {
+		p.DenyRootfs = append(p.DenyRootfs, path.Clean(d)) // absolute, checked above
+	}
 	if p.Rlimits, err = rlimits(f.Rlimits); err != nil {
 		return nil, err
 	}

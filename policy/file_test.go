@@ -36,6 +36,11 @@ pids = "512"
 	if got := strings.Join(p.DenyMap, " "); got != "/proc /sys /dev /srv/secret" {
 		t.Errorf("deny_map = %q", got)
 	}
+	// deny_map applies to --rootfs too, cleaned the same way (a trailing
+	// slash once kept it from matching anything).
+	if got := strings.Join(p.DenyRootfs, " "); got != "/proc /sys /dev /srv/secret" {
+		t.Errorf("deny_rootfs = %q", got)
+	}
 	if len(p.Rlimits) != 2 || p.Rlimits[0].Name != "as" || p.Rlimits[0].Cur != 4<<30 || p.Rlimits[1].Cur != 1024 {
 		t.Errorf("rlimits = %+v", p.Rlimits)
 	}

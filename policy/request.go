@@ -101,6 +101,10 @@ func (p *Policy) allowed(r *Request) error {
 	if !r.Seccomp && !p.AllowSeccompOff {
 		return fmt.Errorf("--seccomp=off is not allowed by the policy")
 	}
+	if !r.Seccomp && !p.AllowNesting {
+		// The filter is what denies new user namespaces and mounts.
+		return fmt.Errorf("--seccomp=off is not allowed: the policy forbids nesting, which only the seccomp filter enforces")
+	}
 	return nil
 }
 

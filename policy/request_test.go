@@ -66,6 +66,8 @@ func TestPlanRefuses(t *testing.T) {
 		{"build forbidden", func(p *Policy) { p.AllowBuild = false }, func(r *Request) { r.Mode = Build }, "build"},
 		{"net forbidden", func(p *Policy) { p.AllowNet = false }, func(r *Request) { r.Net = true }, "--net"},
 		{"seccomp off forbidden", nil, func(r *Request) { r.Seccomp = false }, "seccomp"},
+		{"seccomp off where nesting is forbidden", func(p *Policy) { p.AllowSeccompOff, p.AllowNesting = true, false },
+			func(r *Request) { r.Seccomp = false }, "forbids nesting"},
 		{"user not listed", func(p *Policy) { p.Users = []uint32{1} }, nil, "may not use"},
 	}
 	for _, tt := range tests {

@@ -27,7 +27,7 @@ func Enter(target int, p *policy.Plan) (int, error) {
 		return 0, &Error{CodeFailed, err}
 	}
 	defer unix.Close(pidfd)
-	p.Rlimits = mergeLimits(raisedLimits(), p.Rlimits) // the caller's own limits, as for run
+	p.Rlimits = mergeLimits(raisedLimits(), p.Rlimits, currentLimit) // the caller's own limits, as for run
 	sigfd, err := catchSignals()
 	if err != nil {
 		return 0, &Error{CodeFailed, err}

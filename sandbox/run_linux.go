@@ -94,7 +94,7 @@ func Run(p *policy.Plan) (int, error) {
 	} else if err := actAs(id); err != nil {
 		return 0, &Error{CodeFailed, err}
 	}
-	p.Rlimits = mergeLimits(callerLimits(), p.Rlimits)
+	p.Rlimits = mergeLimits(callerLimits(), p.Rlimits, currentLimit)
 	Trace("plan")
 	// Directories selfdock makes for mount points and --overlay get the
 	// modes it asks for, not the caller's umask (0777 would make them
@@ -483,8 +483,11 @@ func Why() string {
 }
 
 // mergeLimits gives the command the caller's own limits back (those the
-// setuid start raised), each lowered further by the policy's.
-func mergeLimits(caller, pol []policy.Rlimit) []policy.Rlimit {
+// setuid start raised), each lowered further by the policy's. A policy limit
+// on any other resource is lowered to the caller's, which this process
+// still has (current): a policy never raises a limit, not even the soft one,
+// and the command's setrlimit, as the caller, could not raise a hard one.
+func mergeLimits(caller, pol []policy.Rlimit, current func(resource int) (unix.Rlimit, bool)) []policy.Rlimit {
 	out := append([]policy.Rlimit(nil), caller...)
 	for _, p := range pol {
 		merged := false
@@ -495,8 +498,17 @@ func mergeLimits(caller, pol []policy.Rlimit) []policy.Rlimit {
 			}
 		}
 		if !merged {
+			if c, ok := current(p.Resource); ok {
+				p.Cur, p.Max = min(p.Cur, c.Cur), min(p.Max, c.Max)
+			}
 			out = append(out, p)
 		}
 	}
 	return out
+}
+
+// currentLimit is this process's limit on resource.
+func currentLimit(resource int) (unix.Rlimit, bool) {
+	var l unix.Rlimit
+	return l, unix.Getrlimit(resource, &l) == nil
 }

@@ -980,6 +980,24 @@ func TestAttackPolicyForbiddenPath(t *testing.T) {
 	wantCode(t, sd("run", "true"), 0)
 	writePolicy(t, file, `groups = ["sdextra"]`+"\n")
 	wantCode(t, sd("run", "true"), 0)
+	// deny_map written with a trailing slash denies --rootfs as well.
+	writePolicy(t, file, fmt.Sprintf("deny_map = [%q]\n", secret+"/"))
+	wantPolicyRefused(t, sd("-r", secret, "run", "/bin/busybox", "true"), "policy")
+	// seccomp off would lift the ban on nesting, which only the filter
+	// enforces: refused where nesting is.
+	writePolicy(t, file, "allow_nesting = false\nallow_seccomp_off = true\n")
+	wantPolicyRefused(t, sd("--seccomp", "off", "run", "true"), "nesting")
+	// A policy limit never raises the caller's own (hard or soft).
+	writePolicy(t, file, "[rlimits]\nnproc = \"5000\"\n")
+	wantOut(t, h.exec(t, h.mark(opts{}), "/bin/bash", "-c", `ulimit -u 300 && exec "$0" run bash -c 'ulimit -Hu; ulimit -Su'`, bin), "300\n300")
+	// A policy only root may read is not shown to a user.
+	writePolicy(t, file, fmt.Sprintf("deny_map = [%q]\n", secret))
+	if err := os.Chmod(file, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := sd("policy", "check"); r.code != 124 || strings.Contains(r.stdout+r.stderr, secret) {
+		t.Errorf("policy check showed a root-only policy file:\n%v", r)
+	}
 	h.sameHost(t, before)
 }
 
