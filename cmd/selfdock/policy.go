@@ -16,15 +16,15 @@ type policyCmd struct {
 type policyCheckCmd struct{}
 
 func (policyCheckCmd) Run() error {
+	p, err := loadPolicy()
+	if err != nil {
+		return err
+	}
 	// The file may name what the administrator hides: a user sees it only
 	// where they could read it themselves.
 	var st syscall.Stat_t
 	if os.Getuid() != 0 && syscall.Stat(policy.Path, &st) == nil && st.Mode&0o004 == 0 {
-		return exitWith(124, fmt.Errorf("policy check: %s is readable by root only", policy.Path))
-	}
-	p, err := loadPolicy()
-	if err != nil {
-		return err
+		return exitWith(124, fmt.Errorf("policy check: %s is valid, and readable by root only", policy.Path))
 	}
 	fmt.Print(p)
 	warnSymlinks(p)
