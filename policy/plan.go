@@ -123,7 +123,17 @@ func (p *Plan) String() string {
 	if p.Mode == Build {
 		ro = ""
 	}
-	fmt.Fprintf(&b, "mount --rbind -o %snosuid,nodev %s /\n", ro, shellQuote(p.Rootfs))
+	switch {
+	case p.Embedded != nil:
+		fmt.Fprintf(&b, "mount -t squashfs -o %snosuid,nodev <the image this file carries> /\n", ro)
+	case p.Image != "":
+		fmt.Fprintf(&b, "mount -t squashfs -o %snosuid,nodev %s /  # the kernel only for root's images in image_dirs, else squashfuse\n", ro, shellQuote(p.Image))
+	default:
+		fmt.Fprintf(&b, "mount --rbind -o %snosuid,nodev %s /\n", ro, shellQuote(p.Rootfs))
+	}
+	if p.Overlay {
+		fmt.Fprintf(&b, "mount -t overlay -o upperdir=<tmpfs of %d bytes> overlay /  # and over each --map; submounts bound again\n", p.OverlaySize)
+	}
 	for _, m := range p.Mounts {
 		switch m.Kind {
 		case BindRO:
@@ -143,6 +153,20 @@ func (p *Plan) String() string {
 	}
 	if p.Hostname != "" {
 		fmt.Fprintf(&b, "hostname %s\n", shellQuote(p.Hostname))
+	}
+	for _, l := range p.Rlimits {
+		fmt.Fprintf(&b, "prlimit --%s=%d:%d\n", l.Name, l.Cur, l.Max)
+	}
+	if p.CgroupMemory > 0 || p.CgroupPids > 0 {
+		fmt.Fprintf(&b, "cgroup memory.max=%d pids.max=%d  # where the caller's cgroup is delegated\n", p.CgroupMemory, p.CgroupPids)
+	}
+	switch {
+	case !p.Seccomp:
+		b.WriteString("# no seccomp filter\n")
+	case p.AllowNesting:
+		b.WriteString("seccomp default  # nesting allowed: user namespaces and mounts inside them\n")
+	default:
+		b.WriteString("seccomp default,no-nesting  # no new user namespaces, no mounts\n")
 	}
 	fmt.Fprintf(&b, "cd %s\n", shellQuote(p.Dir))
 	fmt.Fprintf(&b, "exec setpriv --reuid=%d --regid=%d --groups=%s --no-new-privs --bounding-set=-all", p.User.Uid, p.User.Gid, groupList(p.User.Groups))

@@ -156,6 +156,25 @@ func TestPlanString(t *testing.T) {
 			t.Errorf("plan %q lacks %q", s, want)
 		}
 	}
+	// Everything the plan does shows: image, overlay, limits, cgroup,
+	// the filter.
+	if !strings.Contains(s, "seccomp default  # nesting allowed") {
+		t.Errorf("plan %q lacks the filter", s)
+	}
+	pol := Default()
+	pol.AllowNesting, pol.AllowSeccompOff = false, true
+	pol.Rlimits = []Rlimit{{Name: "nproc", Cur: 10, Max: 20}}
+	pol.CgroupMemory = 1 << 20
+	p, err = pol.Plan(req(func(r *Request) { r.Image = "/i.sqfs"; r.Overlay = true }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = p.String()
+	for _, want := range []string{"mount -t squashfs -o ro,nosuid,nodev /i.sqfs /", "mount -t overlay", "prlimit --nproc=10:20", "memory.max=1048576", "seccomp default,no-nesting"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("plan %q lacks %q", s, want)
+		}
+	}
 }
 
 // FuzzPlan feeds arbitrary options to the planner: it must never panic, and
