@@ -156,7 +156,7 @@ func TestAttackFakerootOuterDropsRoot(t *testing.T) {
 	withSubordinateIDs(t, h)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := h.command(ctx, opts{}, h.bin, "--fakeroot", "run", "sh", "-c", "echo ready; exec sleep 30")
+	cmd := h.command(ctx, opts{}, h.bin, "--fakeroot", "--name", "fakeroot-held", "run", "sh", "-c", "echo ready; exec sleep 30")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -184,8 +184,16 @@ func TestAttackFakerootOuterDropsRoot(t *testing.T) {
 			}
 		}
 		if got == want+"\nCapEff:\t0000000000000000\n" {
-			return
+			break
 		}
 	}
-	t.Errorf("the outer --fakeroot process keeps root:\n%swant %s and no capability", got, want)
+	if got != want+"\nCapEff:\t0000000000000000\n" {
+		t.Errorf("the outer --fakeroot process keeps root:\n%swant %s and no capability", got, want)
+	}
+	// The launcher holds the instance's name while its copy runs.
+	for _, args := range [][]string{{"--name", "fakeroot-held", "run", "true"}, {"--fakeroot", "--name", "fakeroot-held", "run", "true"}} {
+		if r := h.sd(t, args...); r.code != 124 || !strings.Contains(r.stderr, "running instance of that name") {
+			t.Errorf("a second instance took a --fakeroot instance's name:\n%v", r)
+		}
+	}
 }

@@ -46,6 +46,13 @@ func sandboxed(c *cli, mode policy.Mode, argv []string) error {
 	if err != nil {
 		return err
 	}
+	// The name is held by this process, outside any user namespace: with
+	// --fakeroot, the launcher, for as long as its copy runs.
+	if f.Name != "" && !sandbox.InFakeroot() {
+		if err := holdName(req.Caller.Uid, f.Name); err != nil {
+			return err
+		}
+	}
 	if f.Fakeroot && !sandbox.InFakeroot() {
 		// The plan was checked here; the copy started in the user namespace
 		// checks it again and carries it out.
@@ -54,11 +61,6 @@ func sandboxed(c *cli, mode policy.Mode, argv []string) error {
 			return err
 		}
 		return exitStatus(status)
-	}
-	if f.Name != "" && !sandbox.InFakeroot() {
-		if err := holdName(req.Caller.Uid, f.Name); err != nil {
-			return err
-		}
 	}
 	status, err := sandbox.Run(plan)
 	if err != nil {
