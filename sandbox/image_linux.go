@@ -46,6 +46,11 @@ func (t *tree) imageRoot() (int, string, error) {
 	var m int
 	if st.Uid != 0 || st.Mode&0o022 != 0 || !anyUnder(real, t.plan.ImageDirs) {
 		// Not for the kernel's squashfs driver: squashfuse, as the caller.
+		// That makes the caller's own file the root, which a policy that
+		// lists the allowed roots (rootfs_dirs) does not allow.
+		if len(t.plan.RootfsDirs) > 0 {
+			return -1, "", fmt.Errorf("image %q: the policy allows only the roots in rootfs_dirs %q and the images in image_dirs %q, and this one (%s, owner %d, mode %04o) is neither", t.plan.Image, t.plan.RootfsDirs, t.plan.ImageDirs, real, st.Uid, st.Mode&0o7777)
+		}
 		if why := fuseUsable(); why != "" {
 			return -1, "", fmt.Errorf("image %q: the kernel mounts only images owned by root, writable by root alone, in a directory of the policy's image_dirs %q, and this one (%s, owner %d, mode %04o) is not; squashfuse cannot serve it either: %s",
 				t.plan.Image, t.plan.ImageDirs, real, st.Uid, st.Mode&0o7777, why)

@@ -41,6 +41,13 @@ func TestSquashfsImages(t *testing.T) {
 	// The caller's own image and bundle: never given to the kernel.
 	wantRefused(t, h.exec(t, opts{}, polBin, "--image", out+"/img.sqfs", "run", "/bin/busybox", "true"), 124)
 	wantRefused(t, h.exec(t, opts{}, out+"/app", "/bin/busybox", "true"), 124)
+	// Where the policy lists the allowed roots, the caller's own image is
+	// not one of them, FUSE or not.
+	writeFile(t, polFile, "image_dirs = [\""+images+"\"]\nrootfs_dirs = [\""+images+"\"]\n", 0o644, nil)
+	if r := h.exec(t, opts{}, polBin, "--image", out+"/img.sqfs", "run", "/bin/busybox", "true"); r.code != 124 || !strings.Contains(r.stderr, "rootfs_dirs") {
+		t.Errorf("a user's own image passed rootfs_dirs:\n%v", r)
+	}
+	writeFile(t, polFile, "image_dirs = [\""+images+"\"]\n", 0o644, nil)
 
 	img := copyFile(t, out+"/img.sqfs", images+"/img.sqfs", 0o644, nil)
 	app := copyFile(t, out+"/app", images+"/app", 0o755, nil)
