@@ -408,9 +408,10 @@ func TestAttackLeakedFds(t *testing.T) {
 			}
 		}
 	}
-	// Standard descriptors closed: glibc's start-up of the setuid binary
-	// fills them with /dev/full or /dev/null; none may become a descriptor
-	// of selfdock's own (such as its O_PATH of the host's /proc).
+	// Standard descriptors closed: the C library's start-up of the setuid
+	// binary fills them (musl with /dev/null, glibc with /dev/full or
+	// /dev/null); none may become a descriptor of selfdock's own (such as
+	// its O_PATH of the host's /proc).
 	fds := buildCFlags(t, filepath.Join(h.fix, "bin"), "battery-fds", fdsC, "-static")
 	if fds == "" {
 		skipOrFail(t, "gcc could not build the descriptor lister")
