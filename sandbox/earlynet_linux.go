@@ -19,18 +19,14 @@ static pthread_t sd_net_thread;
 static int sd_net_started;     // a thread was started and not yet joined
 static int sd_net_result = -1; // its namespace's nsfs descriptor, or -errno
 
-static void *sd_net_make(void *unused) {
-	(void)unused;
+// sd_net_setup gives the calling thread a new network namespace with lo up.
+static int sd_net_setup(void) {
 	// Safe: a new, empty network namespace for this thread only.
-	if (unshare(CLONE_NEWNET) < 0) {
-		sd_net_result = -errno;
-		return NULL;
-	}
+	if (unshare(CLONE_NEWNET) < 0)
+		return -errno;
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (s < 0) {
-		sd_net_result = -errno;
-		return NULL;
-	}
+	if (s < 0)
+		return -errno;
 	struct ifreq ifr;
 	memset(&ifr, 0, sizeof ifr);
 	strcpy(ifr.ifr_name, "lo");
@@ -38,8 +34,14 @@ static void *sd_net_make(void *unused) {
 	// Safe: lo of this thread's own, fresh network namespace.
 	int r = ioctl(s, SIOCSIFFLAGS, &ifr), e = errno;
 	close(s);
+	return r < 0 ? -e : 0;
+}
+
+static void *sd_net_make(void *unused) {
+	(void)unused;
+	int r = sd_net_setup();
 	if (r < 0) {
-		sd_net_result = -e;
+		sd_net_result = r;
 		return NULL;
 	}
 	// The process's own /proc; thread-self names this very thread.
@@ -48,12 +50,13 @@ static void *sd_net_make(void *unused) {
 	return NULL;
 }
 
-// selfdock_early_net starts making the sandbox's network namespace from the
-// constructor, before the Go runtime starts: a thread of its own does it
-// while the runtime and the packages initialise and the mount tree is
-// built, and Run joins it (earlyNet). The thread blocks every signal, so
-// none is ever delivered to it, and ends when it is done. A failure here
-// only means Run makes the namespace itself.
+// selfdock_early_net starts making the sandbox's network namespace on a
+// thread of its own: from the constructor, before the Go runtime starts,
+// while the runtime and the packages initialise and the mount tree is built
+// (or from Run, where the constructor did not guess run or build), and Run
+// joins it (earlyNet). The thread blocks every signal, so none is ever
+// delivered to it, and ends when it is done. If it cannot start, Run makes
+// the namespace on its own thread (sd_net_setup).
 void selfdock_early_net(void) {
 	sigset_t all, old;
 	sigfillset(&all);
@@ -65,6 +68,11 @@ void selfdock_early_net(void) {
 
 static int sd_net_pending(void) {
 	return sd_net_started;
+}
+
+static void sd_net_start(void) {
+	if (!sd_net_started)
+		selfdock_early_net();
 }
 
 // sd_net_take waits for the thread, once, and returns its result, or
@@ -86,16 +94,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// earlyNetStarted reports whether the constructor started making the
-// network namespace (the command line asked for run or build without --net)
-// and earlyNet has not taken it yet.
-func earlyNetStarted() bool { return C.sd_net_pending() != 0 }
+// startNet makes sure the network namespace is being made on a thread of
+// its own (the constructor's, or one started now).
+func startNet() { C.sd_net_start() }
 
-// earlyNet waits for the network namespace the constructor is making, if it
-// started one, and takes it: its nsfs descriptor, or -1. With keep false
+// takeNet waits for the network namespace the thread made and takes it: its
+// nsfs descriptor, or -1 when no thread could be started. With keep false
 // (the plan shares the host's network after all) it is closed and -1
 // returned.
-func earlyNet(keep bool) (int, error) {
+func takeNet(keep bool) (int, error) {
 	fd := int(C.sd_net_take())
 	switch {
 	case fd == -int(syscall.ENOENT):
@@ -110,4 +117,13 @@ func earlyNet(keep bool) (int, error) {
 		return -1, nil
 	}
 	return fd, nil
+}
+
+// netHere gives the calling thread a new network namespace with lo up, for
+// when no thread could be started to make one.
+func netHere() error {
+	if e := C.sd_net_setup(); e < 0 {
+		return fmt.Errorf("network namespace: %w", syscall.Errno(-e))
+	}
+	return nil
 }
