@@ -268,12 +268,7 @@ func (h *harness) policyBinary(t testing.TB) (bin, file string) {
 		}
 		polFile = filepath.Join(pdir, "policy.toml")
 		polBin = filepath.Join(dir, "selfdock")
-		if polErr = buildSelfdockFlags(polBin, "-X github.com/selfdock/selfdock/policy.Path="+polFile); polErr != nil {
-			return
-		}
-		if polErr = os.Chown(polBin, 0, 0); polErr == nil {
-			polErr = syscall.Chmod(polBin, 0o4755)
-		}
+		polErr = buildSetuid(polBin, "-X github.com/selfdock/selfdock/policy.Path="+polFile)
 	})
 	if polErr != nil {
 		t.Fatalf("build the policy-hooked selfdock: %v", polErr)

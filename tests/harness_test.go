@@ -209,6 +209,18 @@ func buildSelfdockFlags(out, ldflags string) error {
 	return nil
 }
 
+// buildSetuid builds selfdock with extra -ldflags into out and makes it
+// setuid root (syscall.Chmod: os.Chmod would drop the setuid bit).
+func buildSetuid(out, ldflags string) error {
+	if err := buildSelfdockFlags(out, ldflags); err != nil {
+		return err
+	}
+	if err := os.Chown(out, 0, 0); err != nil {
+		return err
+	}
+	return syscall.Chmod(out, 0o4755)
+}
+
 // probeC tells whether it runs with privilege: its effective uid, and
 // whether setuid(0) succeeded (0) or not (-1).
 const probeC = `#include <stdio.h>

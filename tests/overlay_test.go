@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -129,13 +128,7 @@ func TestAttackOverlayMapSubmount(t *testing.T) {
 		symlinkAs(t, "/etc", filepath.Join(fake, "fd", strconv.Itoa(i)), &h.user)
 	}
 	byPath := filepath.Join(h.dir(t, nil, 0o755), "selfdock")
-	if err := buildSelfdockFlags(byPath, "-X github.com/selfdock/selfdock/sandbox.overlayLayersByPath=1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(byPath, 0, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Chmod(byPath, 0o4755); err != nil {
+	if err := buildSetuid(byPath, "-X github.com/selfdock/selfdock/sandbox.overlayLayersByPath=1"); err != nil {
 		t.Fatal(err)
 	}
 	for _, bin := range []string{h.bin, byPath} {
