@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -70,13 +71,20 @@ func instanceOf(pid, uid int) (*Instance, bool) {
 	}
 	ppid, _ := strconv.Atoi(st["PPid"])
 	pst, err := status(ppid)
-	if err != nil || pst["Name"] != "selfdock" {
+	if err != nil {
 		return nil, false
 	}
 	if r, _ := ids(pst["Uid"]); r != uid {
 		return nil, false
 	}
-	return &Instance{PID: pid, Monitor: ppid, Args: cmdline(pid), Selfdock: cmdline(ppid), Age: age(pid)}, true
+	// A bundle's monitor is named after the bundle (the kernel names a
+	// #! script's process after the script); its argv[0] is the #! line's
+	// selfdock.
+	self := cmdline(ppid)
+	if pst["Name"] != "selfdock" && (len(self) == 0 || filepath.Base(self[0]) != "selfdock") {
+		return nil, false
+	}
+	return &Instance{PID: pid, Monitor: ppid, Args: cmdline(pid), Selfdock: self, Age: age(pid)}, true
 }
 
 // age is how long ago pid started.

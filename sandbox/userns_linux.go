@@ -95,16 +95,23 @@ static int write_file(const char *path, const char *data) {
 }
 
 // wants_sandbox reports whether the command line asks for run or build:
-// the first word that is neither an option nor an option's value; *net says
-// whether an option before CMD was --net. It mirrors the CLI's grammar
-// loosely: a miss costs a clear error later (the user namespace) or a
-// network namespace made for nothing (selfdock_early_net), never privilege.
-// It only compares strings, so hostile arguments steer nothing else.
+// the first word that is neither an option nor an option's value, or a
+// first word with a slash, as the kernel runs a bundle's #! line (main's
+// bundleArgs reads `selfdock ./BUNDLE ARG...` as `--image ./BUNDLE run
+// ARG...`); *net says whether an option before CMD was --net. It mirrors
+// the CLI's grammar loosely: a miss costs a clear error later (the user
+// namespace) or a network namespace made for nothing (selfdock_early_net),
+// never privilege. It only compares strings, so hostile arguments steer
+// nothing else.
 static int wants_sandbox(int argc, char **argv, int *net) {
 	static const char *two[] = {"-m", "--map", "-v", "--vol", "-t", "--tmpfs", "-e", "--env", 0};
 	static const char *one[] = {"-r", "--rootfs", "-C", "--chdir", "-E", "--unset", "--image", "--bundle", "--name", "--hostname", "--seccomp", "--overlay-size", 0};
-	int sandbox = 0;
-	for (int i = 1; i < argc; i++) {
+	int sandbox = 0, i = 1;
+	if (argc > 1 && argv[1][0] != '-' && strchr(argv[1], '/')) {
+		sandbox = 1; // a bundle: its run's options follow
+		i = 2;
+	}
+	for (; i < argc; i++) {
 		const char *a = argv[i];
 		int skip = 0;
 		if (strcmp(a, "--") == 0)

@@ -58,25 +58,34 @@ func TestBundle(t *testing.T) {
 	wantRefused(t, h.sd(t, "--bundle", bad, "run"), 124)
 }
 
-func TestNamedInstances(t *testing.T) {
-	h := need(t)
-	marker := sleepArg(30)
-	s := h.start(t, opts{}, h.bin, "--name", "job-1", "run", "sleep", marker)
-	var st struct {
-		OCIVersion, ID, Status string
-		Pid                    int
-	}
+// ociState is what `selfdock state NAME` prints.
+type ociState struct {
+	OCIVersion, ID, Status, Bundle string
+	Pid                            int
+}
+
+// waitRunning waits until bin's `state NAME` says the instance runs.
+func (h *harness) waitRunning(t *testing.T, bin, name string) ociState {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		r := h.sd(t, "state", "job-1")
+		var st ociState
+		r := h.exec(t, opts{}, bin, "state", name)
 		if json.Unmarshal([]byte(r.stdout), &st) == nil && st.Status == "running" && st.Pid > 0 {
-			break
+			return st
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("state never said running:\n%v", r)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+func TestNamedInstances(t *testing.T) {
+	h := need(t)
+	marker := sleepArg(30)
+	s := h.start(t, opts{}, h.bin, "--name", "job-1", "run", "sleep", marker)
+	st := h.waitRunning(t, h.bin, "job-1")
 	if st.ID != "job-1" || st.OCIVersion == "" {
 		t.Errorf("state: %+v", st)
 	}

@@ -96,7 +96,7 @@ func instanceNamed(name string) (*sandbox.Instance, error) {
 		return nil, err
 	}
 	for i := range list {
-		if c, _, ok := fastParse(tail(list[i].Selfdock)); ok && c.Name == name {
+		if c, ok := instanceFlags(&list[i]); ok && c.Name == name {
 			return &list[i], nil
 		}
 	}
@@ -117,7 +117,7 @@ func (s *stateCmd) Run() error {
 	switch {
 	case in != nil:
 		st["pid"] = in.PID
-		if c, _, ok := fastParse(tail(in.Selfdock)); ok && c.Bundle != "" {
+		if c, ok := instanceFlags(in); ok && c.Bundle != "" {
 			st["bundle"] = c.Bundle
 		}
 	case sandbox.NameHeld(uint32(os.Getuid()), s.Name):

@@ -22,11 +22,14 @@ func (psCmd) Run() error {
 	fmt.Fprintln(w, "PID\tNAME\tAGE\tROOTFS\tCOMMAND")
 	for _, in := range list {
 		rootfs, name := "/", "-"
-		if c, _, ok := fastParse(tail(in.Selfdock)); ok {
-			if c.Rootfs != "" {
+		if c, ok := instanceFlags(&in); ok {
+			switch {
+			case c.Rootfs != "":
 				rootfs = c.Rootfs
-			} else if c.Bundle != "" {
+			case c.Bundle != "":
 				rootfs = c.Bundle + " (bundle)"
+			case c.Image != "":
+				rootfs = c.Image + " (image)"
 			}
 			if c.Name != "" {
 				name = c.Name
@@ -37,9 +40,13 @@ func (psCmd) Run() error {
 	return w.Flush()
 }
 
-func tail(args []string) []string {
-	if len(args) == 0 {
-		return nil
+// instanceFlags parses the options an instance's selfdock was started with,
+// as main did: a bundle's command line (`selfdock ./BUNDLE ARG...`, from its
+// #! line) reads as `--image ./BUNDLE run ARG...`.
+func instanceFlags(in *sandbox.Instance) (*cli, bool) {
+	if len(in.Selfdock) == 0 {
+		return nil, false
 	}
-	return args[1:]
+	c, _, ok := fastParse(bundleArgs(in.Selfdock[1:]))
+	return c, ok
 }
