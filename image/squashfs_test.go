@@ -2,11 +2,15 @@ package image
 
 import (
 	"bytes"
+	"context"
+	"encoding/binary"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // mkSquashfs packs a tar into a squashfs image with tar2sqfs
@@ -72,4 +76,47 @@ func TestSquashfsMalicious(t *testing.T) {
 		t.Errorf("corrupt squashfs: %v", err)
 	}
 	a.untouched(t, "bad.sqfs")
+}
+
+// ExtractSquashfs (the pure-Go reader, for a sandbox's root) gives the same
+// tree as an import, through the same applier; a bundle's image at an
+// offset and a corrupt image are handled.
+func TestExtractSquashfs(t *testing.T) {
+	sq := mkSquashfs(t, rootfsEntries(t))
+	b, err := os.ReadFile(sq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const off = 4096
+	bundle := append(bytes.Repeat([]byte{'#'}, off), b...)
+	for _, tc := range []struct {
+		img []byte
+		off int64
+	}{{b, 0}, {bundle, off}} {
+		dest := t.TempDir()
+		root, err := unix.Open(dest, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := ExtractSquashfs(context.Background(), bytes.NewReader(tc.img), tc.off, int64(len(tc.img)), root)
+		unix.Close(root)
+		if err != nil {
+			t.Fatalf("offset %d: %v", tc.off, err)
+		}
+		if res.Dropped != (Dropped{Devices: 1, Setid: 1}) {
+			t.Errorf("offset %d: result %+v", tc.off, res)
+		}
+		sameTree(t, tree(t, dest), rootfsWant)
+	}
+	root, err := unix.Open(t.TempDir(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(root)
+	used := binary.LittleEndian.Uint64(b[40:48])
+	for _, bad := range [][]byte{b[:used-1], b[:used/2], append(b[:4:4], bytes.Repeat([]byte{0xff}, len(b))...), nil} {
+		if _, err := ExtractSquashfs(context.Background(), bytes.NewReader(bad), 0, int64(len(bad)), root); err == nil || strings.Contains(err.Error(), "\n") {
+			t.Errorf("damaged image (%d bytes): %v", len(bad), err)
+		}
+	}
 }

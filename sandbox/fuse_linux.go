@@ -79,12 +79,7 @@ func (t *tree) startSquashfuse(dev, img int, off uint64) error {
 	}
 	defer unix.Close(null)
 	attr := &syscall.ProcAttr{Files: []uintptr{uintptr(null), uintptr(null), 2, uintptr(dev), uintptr(img)},
-		Env: []string{"PATH=/usr/bin:/bin"}, Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setsid: true}}
-	if !t.userns {
-		g := make([]uint32, len(t.id.groups))
-		copy(g, t.id.groups)
-		attr.Sys.Credential = &syscall.Credential{Uid: t.id.uid, Gid: t.id.gid, Groups: g}
-	}
+		Env: []string{"PATH=/usr/bin:/bin"}, Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setsid: true, Credential: t.credential()}}
 	args := []string{"squashfuse", "-f", "-o", "offset=" + strconv.FormatUint(off, 10), "/dev/fd/4", "/dev/fd/3"}
 	type started struct {
 		pid int

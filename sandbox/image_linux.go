@@ -20,13 +20,12 @@ var squashfsMagic = []byte("hsqs")
 // imageRoot mounts the plan's squashfs image (or bundle) as the new root,
 // read-only, nosuid, nodev. A user-supplied image is never given to the
 // kernel's squashfs driver: only one owned by root, writable by root alone,
-// in a directory the root-owned policy lists (image_dirs).
+// in a directory the root-owned policy lists (image_dirs). Any other is
+// served by squashfuse as the caller where the caller may use FUSE, or else
+// unpacked into a tmpfs by a child running as the caller.
 func (t *tree) imageRoot() (int, string, error) {
 	if t.plan.Embedded != nil {
 		return t.embeddedRoot()
-	}
-	if t.userns {
-		return -1, "", fmt.Errorf("image %q: --image needs the setuid selfdock (the kernel mounts squashfs only with privilege)", t.plan.Image)
 	}
 	fd, err := unix.Openat2(unix.AT_FDCWD, t.plan.Image, &unix.OpenHow{
 		Flags: unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NONBLOCK, Resolve: unix.RESOLVE_NO_MAGICLINKS})
@@ -44,20 +43,20 @@ func (t *tree) imageRoot() (int, string, error) {
 		return -1, "", fmt.Errorf("image %q: %w", t.plan.Image, err)
 	}
 	var m int
-	if st.Uid != 0 || st.Mode&0o022 != 0 || !anyUnder(real, t.plan.ImageDirs) {
-		// Not for the kernel's squashfs driver: squashfuse, as the caller.
-		// That makes the caller's own file the root, which a policy that
-		// lists the allowed roots (rootfs_dirs) does not allow.
-		if len(t.plan.RootfsDirs) > 0 {
-			return -1, "", fmt.Errorf("image %q: the policy allows only the roots in rootfs_dirs %q and the images in image_dirs %q, and this one (%s, owner %d, mode %04o) is neither", t.plan.Image, t.plan.RootfsDirs, t.plan.ImageDirs, real, st.Uid, st.Mode&0o7777)
-		}
-		if why := fuseUsable(); why != "" {
-			return -1, "", fmt.Errorf("image %q: the kernel mounts only images owned by root, writable by root alone, in a directory of the policy's image_dirs %q, and this one (%s, owner %d, mode %04o) is not; squashfuse cannot serve it either: %s",
-				t.plan.Image, t.plan.ImageDirs, real, st.Uid, st.Mode&0o7777, why)
-		}
-		m, err = t.fuseRoot(fd, off)
-	} else {
+	switch {
+	case !t.userns && st.Uid == 0 && st.Mode&0o022 == 0 && anyUnder(real, t.plan.ImageDirs):
 		m, err = mountSquashfs(fd, off, 0)
+	case len(t.plan.RootfsDirs) > 0:
+		// Not for the kernel: served or unpacked as the caller, which
+		// makes the caller's own file the root, which a policy that lists
+		// the allowed roots (rootfs_dirs) does not allow.
+		return -1, "", fmt.Errorf("image %q: the policy allows only the roots in rootfs_dirs %q and the images in image_dirs %q, and this one (%s, owner %d, mode %04o) is neither", t.plan.Image, t.plan.RootfsDirs, t.plan.ImageDirs, real, st.Uid, st.Mode&0o7777)
+	case fuseUsable() == "":
+		m, err = t.fuseRoot(fd, off)
+	case uint64(st.Size) <= off:
+		return -1, "", fmt.Errorf("image %q: no squashfs image after its header", t.plan.Image)
+	default:
+		m, err = t.unpackRoot(fd, off, uint64(st.Size)-off)
 	}
 	if err != nil {
 		return -1, "", fmt.Errorf("image %q: %w", t.plan.Image, err)

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 
-	"github.com/CalebQ42/squashfs"
 	"github.com/selfdock/selfdock/policy"
 	"golang.org/x/sys/unix"
 )
@@ -54,7 +52,7 @@ func SelfContained() (*policy.Embedded, error) {
 // embeddedRoot mounts the image this executable carries: checked against
 // its checksum first, then loop-mounted when real root runs it, served by
 // squashfuse where the caller may use FUSE, else unpacked into a private
-// tmpfs with a pure-Go squashfs reader.
+// tmpfs by a child, as the caller, with a pure-Go squashfs reader.
 func (t *tree) embeddedRoot() (int, string, error) {
 	e := t.plan.Embedded
 	fd, err := unix.Open("/proc/self/exe", unix.O_RDONLY|unix.O_CLOEXEC, 0)
@@ -72,7 +70,7 @@ func (t *tree) embeddedRoot() (int, string, error) {
 	case fuseUsable() == "":
 		m, err = t.fuseRoot(fd, e.Off)
 	default:
-		m, err = t.unpackRoot(fd, e)
+		m, err = t.unpackRoot(fd, e.Off, e.Len)
 	}
 	if err != nil {
 		return -1, "", fmt.Errorf("self-contained file: %w", err)
@@ -99,29 +97,6 @@ func verifyEmbedded(fd int, e *policy.Embedded) error {
 	return nil
 }
 
-// unpackRoot unpacks the image, as the caller, into a fresh tmpfs that
-// becomes the root (works without FUSE; costs time and memory).
-func (t *tree) unpackRoot(fd int, e *policy.Embedded) (int, error) {
-	size := max(64<<20, 8*e.Len)
-	m, err := t.tmpfs(size, 0o755, t.id.uid, t.id.gid)
-	if err != nil {
-		return -1, fmt.Errorf("tmpfs: %w", err)
-	}
-	// Not an *os.File: its finalizer would close fd, which the caller
-	// closes too, and by then the number may belong to another mount.
-	r, err := squashfs.NewReaderAtOffset(preader(fd), int64(e.Off))
-	if err != nil {
-		unix.Close(m)
-		return -1, fmt.Errorf("image: %w", err)
-	}
-	opts := squashfs.DefaultOptions()
-	if err := r.ExtractWithOptions(fmt.Sprintf("/proc/self/fd/%d", m), opts); err != nil {
-		unix.Close(m)
-		return -1, fmt.Errorf("unpack: %w", err)
-	}
-	return m, nil
-}
-
 // elfEnd is where a 64-bit ELF file's section header table ends, the end
 // of a plain selfdock binary; 0 if it cannot tell.
 func elfEnd(fd int) int64 {
@@ -138,18 +113,4 @@ func elfEnd(fd int) int64 {
 	}
 	shoff, shentsize, shnum := le(h[40:48]), le(h[58:60]), le(h[60:62])
 	return int64(shoff + shentsize*shnum)
-}
-
-// preader reads a descriptor at offsets, without owning it.
-type preader int
-
-func (p preader) ReadAt(b []byte, off int64) (int, error) {
-	n, err := unix.Pread(int(p), b, off)
-	if err == nil && n < len(b) {
-		err = io.EOF
-	}
-	if n < 0 {
-		n = 0
-	}
-	return n, err
 }

@@ -18,7 +18,7 @@ var allowedDeps = map[string][]string{
 	"oci":                  {},
 	"sandbox":              {"golang.org/x/sys/", "github.com/syndtr/gocapability/", "github.com/CalebQ42/squashfs", "policy", "internal/procfs"},
 	"sandbox/seccompbuild": {"golang.org/x/sys/", "github.com/seccomp/libseccomp-golang"},
-	"image":                {"golang.org/x/sys/", "github.com/google/go-containerregistry/", "github.com/klauspost/compress/", "github.com/ulikunitz/xz"},
+	"image":                {"golang.org/x/sys/", "github.com/google/go-containerregistry/", "github.com/klauspost/compress/", "github.com/ulikunitz/xz", "github.com/CalebQ42/squashfs"},
 	"boot":                 {"golang.org/x/sys/", "image", "internal/procfs"},
 	"internal":             {},
 }

@@ -49,6 +49,9 @@ func main() {
 	if len(os.Args) > 2 && os.Args[1] == "boot-init" && os.Getpid() == 1 {
 		os.Exit(bootInit(os.Args[2:])) // PID 1: nothing else may run first
 	}
+	if len(os.Args) == 3 && os.Args[1] == sandbox.UnpackArg {
+		os.Exit(unpackImage(os.Args[2])) // drops every privilege first
+	}
 	sandbox.Trace("main")
 	sandbox.Harden()
 	args := os.Args[1:]
