@@ -13,473 +13,591 @@ const seccompBPFLibseccomp = "2.5.4"
 // seccompBPF holds seccompbuild's filters for linux/amd64 as classic BPF,
 // ready for loadSeccompThread. Read-only.
 var seccompBPF = seccompPrograms{
-	// {AllowNesting:true ParentMounts:false}: 126 instructions.
+	// {AllowNesting:true ParentMounts:false}: 164 instructions.
 	allowNesting: []unix.SockFilter{
 		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000004},     // 0: ld arch
-		{Code: 0x0015, Jt: 0, Jf: 75, K: 0xc000003e},    // 1: jeq 0xc000003e ? 2 : 77 (amd64)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},     // 2: ld nr
-		{Code: 0x0025, Jt: 0, Jf: 39, K: 0x0000012a},    // 3: jgt 0x12a ? 4 : 43
-		{Code: 0x0025, Jt: 0, Jf: 19, K: 0x400000af},    // 4: jgt 0x400000af ? 5 : 24
-		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x4000012a},     // 5: jgt 0x4000012a ? 6 : 15
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x40000141},     // 6: jgt 0x40000141 ? 7 : 11
-		{Code: 0x0015, Jt: 116, Jf: 0, K: 0x40000210},   // 7: jeq 0x40000210 ? 124 : 8 (kexec_load)
-		{Code: 0x0015, Jt: 109, Jf: 0, K: 0x40000202},   // 8: jeq 0x40000202 ? 118 : 9 (ioctl)
-		{Code: 0x0015, Jt: 114, Jf: 0, K: 0x400001bb},   // 9: jeq 0x400001bb ? 124 : 10 (quotactl_fd)
-		{Code: 0x0015, Jt: 113, Jf: 112, K: 0x40000143}, // 10: jeq 0x40000143 ? 124 : 123 (userfaultfd)
-		{Code: 0x0015, Jt: 112, Jf: 0, K: 0x40000141},   // 11: jeq 0x40000141 ? 124 : 12 (bpf)
-		{Code: 0x0015, Jt: 111, Jf: 0, K: 0x40000140},   // 12: jeq 0x40000140 ? 124 : 13 (kexec_file_load)
-		{Code: 0x0015, Jt: 110, Jf: 0, K: 0x40000139},   // 13: jeq 0x40000139 ? 124 : 14 (finit_module)
-		{Code: 0x0015, Jt: 109, Jf: 108, K: 0x40000130}, // 14: jeq 0x40000130 ? 124 : 123 (open_by_handle_at)
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x400000e3},     // 15: jgt 0x400000e3 ? 16 : 20
-		{Code: 0x0015, Jt: 107, Jf: 0, K: 0x4000012a},   // 16: jeq 0x4000012a ? 124 : 17 (perf_event_open)
-		{Code: 0x0015, Jt: 106, Jf: 0, K: 0x400000fa},   // 17: jeq 0x400000fa ? 124 : 18 (keyctl)
-		{Code: 0x0015, Jt: 105, Jf: 0, K: 0x400000f9},   // 18: jeq 0x400000f9 ? 124 : 19 (request_key)
-		{Code: 0x0015, Jt: 104, Jf: 103, K: 0x400000f8}, // 19: jeq 0x400000f8 ? 124 : 123 (add_key)
-		{Code: 0x0015, Jt: 103, Jf: 0, K: 0x400000e3},   // 20: jeq 0x400000e3 ? 124 : 21 (clock_settime)
-		{Code: 0x0015, Jt: 102, Jf: 0, K: 0x400000d4},   // 21: jeq 0x400000d4 ? 124 : 22 (lookup_dcookie)
-		{Code: 0x0015, Jt: 101, Jf: 0, K: 0x400000b3},   // 22: jeq 0x400000b3 ? 124 : 23 (quotactl)
-		{Code: 0x0015, Jt: 100, Jf: 99, K: 0x400000b0},  // 23: jeq 0x400000b0 ? 124 : 123 (delete_module)
-		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x40000099},     // 24: jgt 0x40000099 ? 25 : 34
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x400000a8},     // 25: jgt 0x400000a8 ? 26 : 30
-		{Code: 0x0015, Jt: 97, Jf: 0, K: 0x400000af},    // 26: jeq 0x400000af ? 124 : 27 (init_module)
-		{Code: 0x0015, Jt: 96, Jf: 0, K: 0x400000ad},    // 27: jeq 0x400000ad ? 124 : 28 (ioperm)
-		{Code: 0x0015, Jt: 95, Jf: 0, K: 0x400000ac},    // 28: jeq 0x400000ac ? 124 : 29 (iopl)
-		{Code: 0x0015, Jt: 94, Jf: 93, K: 0x400000a9},   // 29: jeq 0x400000a9 ? 124 : 123 (reboot)
-		{Code: 0x0015, Jt: 93, Jf: 0, K: 0x400000a8},    // 30: jeq 0x400000a8 ? 124 : 31 (swapoff)
-		{Code: 0x0015, Jt: 92, Jf: 0, K: 0x400000a7},    // 31: jeq 0x400000a7 ? 124 : 32 (swapon)
-		{Code: 0x0015, Jt: 91, Jf: 0, K: 0x400000a4},    // 32: jeq 0x400000a4 ? 124 : 33 (settimeofday)
-		{Code: 0x0015, Jt: 90, Jf: 89, K: 0x400000a3},   // 33: jeq 0x400000a3 ? 124 : 123 (acct)
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000141},     // 34: jgt 0x141 ? 35 : 39
-		{Code: 0x0015, Jt: 88, Jf: 0, K: 0x40000099},    // 35: jeq 0x40000099 ? 124 : 36 (vhangup)
-		{Code: 0x0015, Jt: 87, Jf: 0, K: 0x40000067},    // 36: jeq 0x40000067 ? 124 : 37 (syslog)
-		{Code: 0x0015, Jt: 86, Jf: 0, K: 0x000001bb},    // 37: jeq 0x1bb ? 124 : 38 (quotactl_fd)
-		{Code: 0x0015, Jt: 85, Jf: 84, K: 0x00000143},   // 38: jeq 0x143 ? 124 : 123 (userfaultfd)
-		{Code: 0x0015, Jt: 84, Jf: 0, K: 0x00000141},    // 39: jeq 0x141 ? 124 : 40 (bpf)
-		{Code: 0x0015, Jt: 83, Jf: 0, K: 0x00000140},    // 40: jeq 0x140 ? 124 : 41 (kexec_file_load)
-		{Code: 0x0015, Jt: 82, Jf: 0, K: 0x00000139},    // 41: jeq 0x139 ? 124 : 42 (finit_module)
-		{Code: 0x0015, Jt: 81, Jf: 80, K: 0x00000130},   // 42: jeq 0x130 ? 124 : 123 (open_by_handle_at)
-		{Code: 0x0025, Jt: 0, Jf: 19, K: 0x000000a9},    // 43: jgt 0xa9 ? 44 : 63
-		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x000000b3},     // 44: jgt 0xb3 ? 45 : 54
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000000f6},     // 45: jgt 0xf6 ? 46 : 50
-		{Code: 0x0015, Jt: 77, Jf: 0, K: 0x0000012a},    // 46: jeq 0x12a ? 124 : 47 (perf_event_open)
-		{Code: 0x0015, Jt: 76, Jf: 0, K: 0x000000fa},    // 47: jeq 0xfa ? 124 : 48 (keyctl)
-		{Code: 0x0015, Jt: 75, Jf: 0, K: 0x000000f9},    // 48: jeq 0xf9 ? 124 : 49 (request_key)
-		{Code: 0x0015, Jt: 74, Jf: 73, K: 0x000000f8},   // 49: jeq 0xf8 ? 124 : 123 (add_key)
-		{Code: 0x0015, Jt: 73, Jf: 0, K: 0x000000f6},    // 50: jeq 0xf6 ? 124 : 51 (kexec_load)
-		{Code: 0x0015, Jt: 72, Jf: 0, K: 0x000000e3},    // 51: jeq 0xe3 ? 124 : 52 (clock_settime)
-		{Code: 0x0015, Jt: 71, Jf: 0, K: 0x000000d4},    // 52: jeq 0xd4 ? 124 : 53 (lookup_dcookie)
-		{Code: 0x0015, Jt: 70, Jf: 69, K: 0x000000b4},   // 53: jeq 0xb4 ? 124 : 123 (nfsservctl)
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000000af},     // 54: jgt 0xaf ? 55 : 59
-		{Code: 0x0015, Jt: 68, Jf: 0, K: 0x000000b3},    // 55: jeq 0xb3 ? 124 : 56 (quotactl)
-		{Code: 0x0015, Jt: 67, Jf: 0, K: 0x000000b2},    // 56: jeq 0xb2 ? 124 : 57 (query_module)
-		{Code: 0x0015, Jt: 66, Jf: 0, K: 0x000000b1},    // 57: jeq 0xb1 ? 124 : 58 (get_kernel_syms)
-		{Code: 0x0015, Jt: 65, Jf: 64, K: 0x000000b0},   // 58: jeq 0xb0 ? 124 : 123 (delete_module)
-		{Code: 0x0015, Jt: 64, Jf: 0, K: 0x000000af},    // 59: jeq 0xaf ? 124 : 60 (init_module)
-		{Code: 0x0015, Jt: 63, Jf: 0, K: 0x000000ae},    // 60: jeq 0xae ? 124 : 61 (create_module)
-		{Code: 0x0015, Jt: 62, Jf: 0, K: 0x000000ad},    // 61: jeq 0xad ? 124 : 62 (ioperm)
-		{Code: 0x0015, Jt: 61, Jf: 60, K: 0x000000ac},   // 62: jeq 0xac ? 124 : 123 (iopl)
-		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x00000010},     // 63: jgt 0x10 ? 64 : 73
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000000a3},     // 64: jgt 0xa3 ? 65 : 69
-		{Code: 0x0015, Jt: 58, Jf: 0, K: 0x000000a9},    // 65: jeq 0xa9 ? 124 : 66 (reboot)
-		{Code: 0x0015, Jt: 57, Jf: 0, K: 0x000000a8},    // 66: jeq 0xa8 ? 124 : 67 (swapoff)
-		{Code: 0x0015, Jt: 56, Jf: 0, K: 0x000000a7},    // 67: jeq 0xa7 ? 124 : 68 (swapon)
-		{Code: 0x0015, Jt: 55, Jf: 54, K: 0x000000a4},   // 68: jeq 0xa4 ? 124 : 123 (settimeofday)
-		{Code: 0x0015, Jt: 54, Jf: 0, K: 0x000000a3},    // 69: jeq 0xa3 ? 124 : 70 (acct)
-		{Code: 0x0015, Jt: 53, Jf: 0, K: 0x00000099},    // 70: jeq 0x99 ? 124 : 71 (vhangup)
-		{Code: 0x0015, Jt: 52, Jf: 0, K: 0x00000086},    // 71: jeq 0x86 ? 124 : 72 (uselib)
-		{Code: 0x0015, Jt: 51, Jf: 50, K: 0x00000067},   // 72: jeq 0x67 ? 124 : 123 (syslog)
-		{Code: 0x0015, Jt: 0, Jf: 49, K: 0x00000010},    // 73: jeq 0x10 ? 74 : 123 (ioctl)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x0000001c},     // 74: ld args[1].hi
-		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x00000000},     // 75: and #0x0
-		{Code: 0x0015, Jt: 41, Jf: 46, K: 0x00000000},   // 76: jeq 0x0 ? 118 : 123
-		{Code: 0x0015, Jt: 0, Jf: 47, K: 0x40000003},    // 77: jeq 0x40000003 ? 78 : 125 (x86)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},     // 78: ld nr
-		{Code: 0x0025, Jt: 0, Jf: 42, K: 0x00000019},    // 79: jgt 0x19 ? 80 : 122
-		{Code: 0x0025, Jt: 0, Jf: 19, K: 0x00000082},    // 80: jgt 0x82 ? 81 : 100
-		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x0000011e},     // 81: jgt 0x11e ? 82 : 91
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000156},     // 82: jgt 0x156 ? 83 : 87
-		{Code: 0x0015, Jt: 40, Jf: 0, K: 0x000001bb},    // 83: jeq 0x1bb ? 124 : 84 (quotactl_fd)
-		{Code: 0x0015, Jt: 39, Jf: 0, K: 0x00000176},    // 84: jeq 0x176 ? 124 : 85 (userfaultfd)
-		{Code: 0x0015, Jt: 38, Jf: 0, K: 0x00000165},    // 85: jeq 0x165 ? 124 : 86 (bpf)
-		{Code: 0x0015, Jt: 37, Jf: 36, K: 0x0000015e},   // 86: jeq 0x15e ? 124 : 123 (finit_module)
-		{Code: 0x0015, Jt: 36, Jf: 0, K: 0x00000156},    // 87: jeq 0x156 ? 124 : 88 (open_by_handle_at)
-		{Code: 0x0015, Jt: 35, Jf: 0, K: 0x00000150},    // 88: jeq 0x150 ? 124 : 89 (perf_event_open)
-		{Code: 0x0015, Jt: 34, Jf: 0, K: 0x00000120},    // 89: jeq 0x120 ? 124 : 90 (keyctl)
-		{Code: 0x0015, Jt: 33, Jf: 32, K: 0x0000011f},   // 90: jeq 0x11f ? 124 : 123 (request_key)
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000000a9},     // 91: jgt 0xa9 ? 92 : 96
-		{Code: 0x0015, Jt: 31, Jf: 0, K: 0x0000011e},    // 92: jeq 0x11e ? 124 : 93 (add_key)
-		{Code: 0x0015, Jt: 30, Jf: 0, K: 0x0000011b},    // 93: jeq 0x11b ? 124 : 94 (kexec_load)
-		{Code: 0x0015, Jt: 29, Jf: 0, K: 0x00000108},    // 94: jeq 0x108 ? 124 : 95 (clock_settime)
-		{Code: 0x0015, Jt: 28, Jf: 27, K: 0x000000fd},   // 95: jeq 0xfd ? 124 : 123 (lookup_dcookie)
-		{Code: 0x0015, Jt: 27, Jf: 0, K: 0x000000a9},    // 96: jeq 0xa9 ? 124 : 97 (nfsservctl)
-		{Code: 0x0015, Jt: 26, Jf: 0, K: 0x000000a7},    // 97: jeq 0xa7 ? 124 : 98 (query_module)
-		{Code: 0x0015, Jt: 25, Jf: 0, K: 0x000000a6},    // 98: jeq 0xa6 ? 124 : 99 (vm86)
-		{Code: 0x0015, Jt: 24, Jf: 23, K: 0x00000083},   // 99: jeq 0x83 ? 124 : 123 (quotactl)
-		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x00000067},     // 100: jgt 0x67 ? 101 : 110
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000073},     // 101: jgt 0x73 ? 102 : 106
-		{Code: 0x0015, Jt: 21, Jf: 0, K: 0x00000082},    // 102: jeq 0x82 ? 124 : 103 (get_kernel_syms)
-		{Code: 0x0015, Jt: 20, Jf: 0, K: 0x00000081},    // 103: jeq 0x81 ? 124 : 104 (delete_module)
-		{Code: 0x0015, Jt: 19, Jf: 0, K: 0x00000080},    // 104: jeq 0x80 ? 124 : 105 (init_module)
-		{Code: 0x0015, Jt: 18, Jf: 17, K: 0x0000007f},   // 105: jeq 0x7f ? 124 : 123 (create_module)
-		{Code: 0x0015, Jt: 17, Jf: 0, K: 0x00000073},    // 106: jeq 0x73 ? 124 : 107 (swapoff)
-		{Code: 0x0015, Jt: 16, Jf: 0, K: 0x00000071},    // 107: jeq 0x71 ? 124 : 108 (vm86old)
-		{Code: 0x0015, Jt: 15, Jf: 0, K: 0x0000006f},    // 108: jeq 0x6f ? 124 : 109 (vhangup)
-		{Code: 0x0015, Jt: 14, Jf: 13, K: 0x0000006e},   // 109: jeq 0x6e ? 124 : 123 (iopl)
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000056},     // 110: jgt 0x56 ? 111 : 115
-		{Code: 0x0015, Jt: 12, Jf: 0, K: 0x00000067},    // 111: jeq 0x67 ? 124 : 112 (syslog)
-		{Code: 0x0015, Jt: 11, Jf: 0, K: 0x00000065},    // 112: jeq 0x65 ? 124 : 113 (ioperm)
-		{Code: 0x0015, Jt: 10, Jf: 0, K: 0x00000058},    // 113: jeq 0x58 ? 124 : 114 (reboot)
-		{Code: 0x0015, Jt: 9, Jf: 8, K: 0x00000057},     // 114: jeq 0x57 ? 124 : 123 (swapon)
-		{Code: 0x0015, Jt: 8, Jf: 0, K: 0x00000056},     // 115: jeq 0x56 ? 124 : 116 (uselib)
-		{Code: 0x0015, Jt: 7, Jf: 0, K: 0x0000004f},     // 116: jeq 0x4f ? 124 : 117 (settimeofday)
-		{Code: 0x0015, Jt: 0, Jf: 3, K: 0x00000036},     // 117: jeq 0x36 ? 118 : 121 (ioctl)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000018},     // 118: ld args[1].lo
-		{Code: 0x0015, Jt: 4, Jf: 0, K: 0x0000541c},     // 119: jeq 0x541c ? 124 : 120
-		{Code: 0x0015, Jt: 3, Jf: 2, K: 0x00005412},     // 120: jeq 0x5412 ? 124 : 123
-		{Code: 0x0015, Jt: 2, Jf: 1, K: 0x00000033},     // 121: jeq 0x33 ? 124 : 123 (acct)
-		{Code: 0x0015, Jt: 1, Jf: 0, K: 0x00000019},     // 122: jeq 0x19 ? 124 : 123 (stime)
-		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x7fff0000},     // 123: ret ALLOW
-		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x00050001},     // 124: ret ERRNO(EPERM)
-		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x80000000},     // 125: ret KILL_PROCESS
+		{Code: 0x0015, Jt: 1, Jf: 0, K: 0xc000003e},     // 1: jeq 0xc000003e ? 3 : 2 (amd64)
+		{Code: 0x0015, Jt: 7, Jf: 11, K: 0x40000003},    // 2: jeq 0x40000003 ? 10 : 14 (x86)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},     // 3: ld nr
+		{Code: 0x0045, Jt: 1, Jf: 0, K: 0x40000000},     // 4: jset 0x40000000 ? 6 : 5
+		{Code: 0x0035, Jt: 7, Jf: 8, K: 0x000001d6},     // 5: jge 0x1d6 ? 13 : 14
+		{Code: 0x0054, Jt: 0, Jf: 0, K: 0xbfffffff},     // 6: and #0xbfffffff
+		{Code: 0x0035, Jt: 5, Jf: 0, K: 0x00000224},     // 7: jge 0x224 ? 13 : 8
+		{Code: 0x0035, Jt: 5, Jf: 0, K: 0x00000200},     // 8: jge 0x200 ? 14 : 9
+		{Code: 0x0035, Jt: 3, Jf: 4, K: 0x000001d6},     // 9: jge 0x1d6 ? 13 : 14
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},     // 10: ld nr
+		{Code: 0x0035, Jt: 1, Jf: 2, K: 0x000001d6},     // 11: jge 0x1d6 ? 13 : 14
+		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x00050001},     // 12: ret ERRNO(EPERM)
+		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x00050026},     // 13: ret ERRNO(ENOSYS)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000004},     // 14: ld arch
+		{Code: 0x0015, Jt: 0, Jf: 88, K: 0xc000003e},    // 15: jeq 0xc000003e ? 16 : 104 (amd64)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},     // 16: ld nr
+		{Code: 0x0025, Jt: 0, Jf: 82, K: 0x00000010},    // 17: jgt 0x10 ? 18 : 100
+		{Code: 0x0025, Jt: 0, Jf: 39, K: 0x000001aa},    // 18: jgt 0x1aa ? 19 : 58
+		{Code: 0x0025, Jt: 0, Jf: 19, K: 0x400000d4},    // 19: jgt 0x400000d4 ? 20 : 39
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x40000140},     // 20: jgt 0x40000140 ? 21 : 30
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x400001aa},     // 21: jgt 0x400001aa ? 22 : 26
+		{Code: 0x0015, Jt: 139, Jf: 0, K: 0x40000210},   // 22: jeq 0x40000210 ? 162 : 23 (kexec_load)
+		{Code: 0x0015, Jt: 132, Jf: 0, K: 0x40000202},   // 23: jeq 0x40000202 ? 156 : 24 (ioctl)
+		{Code: 0x0015, Jt: 137, Jf: 0, K: 0x400001bb},   // 24: jeq 0x400001bb ? 162 : 25 (quotactl_fd)
+		{Code: 0x0015, Jt: 136, Jf: 135, K: 0x400001ab}, // 25: jeq 0x400001ab ? 162 : 161 (io_uring_register)
+		{Code: 0x0015, Jt: 135, Jf: 0, K: 0x400001aa},   // 26: jeq 0x400001aa ? 162 : 27 (io_uring_enter)
+		{Code: 0x0015, Jt: 134, Jf: 0, K: 0x400001a9},   // 27: jeq 0x400001a9 ? 162 : 28 (io_uring_setup)
+		{Code: 0x0015, Jt: 133, Jf: 0, K: 0x40000143},   // 28: jeq 0x40000143 ? 162 : 29 (userfaultfd)
+		{Code: 0x0015, Jt: 132, Jf: 131, K: 0x40000141}, // 29: jeq 0x40000141 ? 162 : 161 (bpf)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x400000fa},     // 30: jgt 0x400000fa ? 31 : 35
+		{Code: 0x0015, Jt: 130, Jf: 0, K: 0x40000140},   // 31: jeq 0x40000140 ? 162 : 32 (kexec_file_load)
+		{Code: 0x0015, Jt: 129, Jf: 0, K: 0x40000139},   // 32: jeq 0x40000139 ? 162 : 33 (finit_module)
+		{Code: 0x0015, Jt: 128, Jf: 0, K: 0x40000130},   // 33: jeq 0x40000130 ? 162 : 34 (open_by_handle_at)
+		{Code: 0x0015, Jt: 127, Jf: 126, K: 0x4000012a}, // 34: jeq 0x4000012a ? 162 : 161 (perf_event_open)
+		{Code: 0x0015, Jt: 126, Jf: 0, K: 0x400000fa},   // 35: jeq 0x400000fa ? 162 : 36 (keyctl)
+		{Code: 0x0015, Jt: 125, Jf: 0, K: 0x400000f9},   // 36: jeq 0x400000f9 ? 162 : 37 (request_key)
+		{Code: 0x0015, Jt: 124, Jf: 0, K: 0x400000f8},   // 37: jeq 0x400000f8 ? 162 : 38 (add_key)
+		{Code: 0x0015, Jt: 123, Jf: 122, K: 0x400000e3}, // 38: jeq 0x400000e3 ? 162 : 161 (clock_settime)
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x400000a7},     // 39: jgt 0x400000a7 ? 40 : 49
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x400000ad},     // 40: jgt 0x400000ad ? 41 : 45
+		{Code: 0x0015, Jt: 120, Jf: 0, K: 0x400000d4},   // 41: jeq 0x400000d4 ? 162 : 42 (lookup_dcookie)
+		{Code: 0x0015, Jt: 119, Jf: 0, K: 0x400000b3},   // 42: jeq 0x400000b3 ? 162 : 43 (quotactl)
+		{Code: 0x0015, Jt: 118, Jf: 0, K: 0x400000b0},   // 43: jeq 0x400000b0 ? 162 : 44 (delete_module)
+		{Code: 0x0015, Jt: 117, Jf: 116, K: 0x400000af}, // 44: jeq 0x400000af ? 162 : 161 (init_module)
+		{Code: 0x0015, Jt: 116, Jf: 0, K: 0x400000ad},   // 45: jeq 0x400000ad ? 162 : 46 (ioperm)
+		{Code: 0x0015, Jt: 115, Jf: 0, K: 0x400000ac},   // 46: jeq 0x400000ac ? 162 : 47 (iopl)
+		{Code: 0x0015, Jt: 114, Jf: 0, K: 0x400000a9},   // 47: jeq 0x400000a9 ? 162 : 48 (reboot)
+		{Code: 0x0015, Jt: 113, Jf: 112, K: 0x400000a8}, // 48: jeq 0x400000a8 ? 162 : 161 (swapoff)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x40000067},     // 49: jgt 0x40000067 ? 50 : 54
+		{Code: 0x0015, Jt: 111, Jf: 0, K: 0x400000a7},   // 50: jeq 0x400000a7 ? 162 : 51 (swapon)
+		{Code: 0x0015, Jt: 110, Jf: 0, K: 0x400000a4},   // 51: jeq 0x400000a4 ? 162 : 52 (settimeofday)
+		{Code: 0x0015, Jt: 109, Jf: 0, K: 0x400000a3},   // 52: jeq 0x400000a3 ? 162 : 53 (acct)
+		{Code: 0x0015, Jt: 108, Jf: 107, K: 0x40000099}, // 53: jeq 0x40000099 ? 162 : 161 (vhangup)
+		{Code: 0x0015, Jt: 107, Jf: 0, K: 0x40000067},   // 54: jeq 0x40000067 ? 162 : 55 (syslog)
+		{Code: 0x0015, Jt: 61, Jf: 0, K: 0x40000029},    // 55: jeq 0x40000029 ? 117 : 56 (socket)
+		{Code: 0x0015, Jt: 105, Jf: 0, K: 0x000001bb},   // 56: jeq 0x1bb ? 162 : 57 (quotactl_fd)
+		{Code: 0x0015, Jt: 104, Jf: 103, K: 0x000001ab}, // 57: jeq 0x1ab ? 162 : 161 (io_uring_register)
+		{Code: 0x0025, Jt: 0, Jf: 19, K: 0x000000b2},    // 58: jgt 0xb2 ? 59 : 78
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x000000fa},     // 59: jgt 0xfa ? 60 : 69
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000140},     // 60: jgt 0x140 ? 61 : 65
+		{Code: 0x0015, Jt: 100, Jf: 0, K: 0x000001aa},   // 61: jeq 0x1aa ? 162 : 62 (io_uring_enter)
+		{Code: 0x0015, Jt: 99, Jf: 0, K: 0x000001a9},    // 62: jeq 0x1a9 ? 162 : 63 (io_uring_setup)
+		{Code: 0x0015, Jt: 98, Jf: 0, K: 0x00000143},    // 63: jeq 0x143 ? 162 : 64 (userfaultfd)
+		{Code: 0x0015, Jt: 97, Jf: 96, K: 0x00000141},   // 64: jeq 0x141 ? 162 : 161 (bpf)
+		{Code: 0x0015, Jt: 96, Jf: 0, K: 0x00000140},    // 65: jeq 0x140 ? 162 : 66 (kexec_file_load)
+		{Code: 0x0015, Jt: 95, Jf: 0, K: 0x00000139},    // 66: jeq 0x139 ? 162 : 67 (finit_module)
+		{Code: 0x0015, Jt: 94, Jf: 0, K: 0x00000130},    // 67: jeq 0x130 ? 162 : 68 (open_by_handle_at)
+		{Code: 0x0015, Jt: 93, Jf: 92, K: 0x0000012a},   // 68: jeq 0x12a ? 162 : 161 (perf_event_open)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000000e3},     // 69: jgt 0xe3 ? 70 : 74
+		{Code: 0x0015, Jt: 91, Jf: 0, K: 0x000000fa},    // 70: jeq 0xfa ? 162 : 71 (keyctl)
+		{Code: 0x0015, Jt: 90, Jf: 0, K: 0x000000f9},    // 71: jeq 0xf9 ? 162 : 72 (request_key)
+		{Code: 0x0015, Jt: 89, Jf: 0, K: 0x000000f8},    // 72: jeq 0xf8 ? 162 : 73 (add_key)
+		{Code: 0x0015, Jt: 88, Jf: 87, K: 0x000000f6},   // 73: jeq 0xf6 ? 162 : 161 (kexec_load)
+		{Code: 0x0015, Jt: 87, Jf: 0, K: 0x000000e3},    // 74: jeq 0xe3 ? 162 : 75 (clock_settime)
+		{Code: 0x0015, Jt: 86, Jf: 0, K: 0x000000d4},    // 75: jeq 0xd4 ? 162 : 76 (lookup_dcookie)
+		{Code: 0x0015, Jt: 85, Jf: 0, K: 0x000000b4},    // 76: jeq 0xb4 ? 162 : 77 (nfsservctl)
+		{Code: 0x0015, Jt: 84, Jf: 83, K: 0x000000b3},   // 77: jeq 0xb3 ? 162 : 161 (quotactl)
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x000000a8},     // 78: jgt 0xa8 ? 79 : 88
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000000ae},     // 79: jgt 0xae ? 80 : 84
+		{Code: 0x0015, Jt: 81, Jf: 0, K: 0x000000b2},    // 80: jeq 0xb2 ? 162 : 81 (query_module)
+		{Code: 0x0015, Jt: 80, Jf: 0, K: 0x000000b1},    // 81: jeq 0xb1 ? 162 : 82 (get_kernel_syms)
+		{Code: 0x0015, Jt: 79, Jf: 0, K: 0x000000b0},    // 82: jeq 0xb0 ? 162 : 83 (delete_module)
+		{Code: 0x0015, Jt: 78, Jf: 77, K: 0x000000af},   // 83: jeq 0xaf ? 162 : 161 (init_module)
+		{Code: 0x0015, Jt: 77, Jf: 0, K: 0x000000ae},    // 84: jeq 0xae ? 162 : 85 (create_module)
+		{Code: 0x0015, Jt: 76, Jf: 0, K: 0x000000ad},    // 85: jeq 0xad ? 162 : 86 (ioperm)
+		{Code: 0x0015, Jt: 75, Jf: 0, K: 0x000000ac},    // 86: jeq 0xac ? 162 : 87 (iopl)
+		{Code: 0x0015, Jt: 74, Jf: 73, K: 0x000000a9},   // 87: jeq 0xa9 ? 162 : 161 (reboot)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000099},     // 88: jgt 0x99 ? 89 : 93
+		{Code: 0x0015, Jt: 72, Jf: 0, K: 0x000000a8},    // 89: jeq 0xa8 ? 162 : 90 (swapoff)
+		{Code: 0x0015, Jt: 71, Jf: 0, K: 0x000000a7},    // 90: jeq 0xa7 ? 162 : 91 (swapon)
+		{Code: 0x0015, Jt: 70, Jf: 0, K: 0x000000a4},    // 91: jeq 0xa4 ? 162 : 92 (settimeofday)
+		{Code: 0x0015, Jt: 69, Jf: 68, K: 0x000000a3},   // 92: jeq 0xa3 ? 162 : 161 (acct)
+		{Code: 0x0015, Jt: 68, Jf: 0, K: 0x00000099},    // 93: jeq 0x99 ? 162 : 94 (vhangup)
+		{Code: 0x0015, Jt: 67, Jf: 0, K: 0x00000086},    // 94: jeq 0x86 ? 162 : 95 (uselib)
+		{Code: 0x0015, Jt: 66, Jf: 0, K: 0x00000067},    // 95: jeq 0x67 ? 162 : 96 (syslog)
+		{Code: 0x0015, Jt: 0, Jf: 64, K: 0x00000029},    // 96: jeq 0x29 ? 97 : 161 (socket)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000014},     // 97: ld args[0].hi
+		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x00000000},     // 98: and #0x0
+		{Code: 0x0015, Jt: 17, Jf: 61, K: 0x00000000},   // 99: jeq 0x0 ? 117 : 161
+		{Code: 0x0015, Jt: 0, Jf: 60, K: 0x00000010},    // 100: jeq 0x10 ? 101 : 161 (ioctl)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x0000001c},     // 101: ld args[1].hi
+		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x00000000},     // 102: and #0x0
+		{Code: 0x0015, Jt: 52, Jf: 57, K: 0x00000000},   // 103: jeq 0x0 ? 156 : 161
+		{Code: 0x0015, Jt: 0, Jf: 58, K: 0x40000003},    // 104: jeq 0x40000003 ? 105 : 163 (x86)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},     // 105: ld nr
+		{Code: 0x0025, Jt: 0, Jf: 43, K: 0x00000058},    // 106: jgt 0x58 ? 107 : 150
+		{Code: 0x0025, Jt: 0, Jf: 21, K: 0x000000fd},    // 107: jgt 0xfd ? 108 : 129
+		{Code: 0x0025, Jt: 0, Jf: 11, K: 0x0000015e},    // 108: jgt 0x15e ? 109 : 120
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000194},     // 109: jgt 0x194 ? 110 : 114
+		{Code: 0x0015, Jt: 51, Jf: 0, K: 0x000001bb},    // 110: jeq 0x1bb ? 162 : 111 (quotactl_fd)
+		{Code: 0x0015, Jt: 50, Jf: 0, K: 0x000001ab},    // 111: jeq 0x1ab ? 162 : 112 (io_uring_register)
+		{Code: 0x0015, Jt: 49, Jf: 0, K: 0x000001aa},    // 112: jeq 0x1aa ? 162 : 113 (io_uring_enter)
+		{Code: 0x0015, Jt: 48, Jf: 47, K: 0x000001a9},   // 113: jeq 0x1a9 ? 162 : 161 (io_uring_setup)
+		{Code: 0x0015, Jt: 47, Jf: 0, K: 0x00000194},    // 114: jeq 0x194 ? 162 : 115 (clock_settime64)
+		{Code: 0x0015, Jt: 46, Jf: 0, K: 0x00000176},    // 115: jeq 0x176 ? 162 : 116 (userfaultfd)
+		{Code: 0x0015, Jt: 0, Jf: 2, K: 0x00000167},     // 116: jeq 0x167 ? 117 : 119 (socket)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000010},     // 117: ld args[0].lo
+		{Code: 0x0015, Jt: 43, Jf: 42, K: 0x00000028},   // 118: jeq 0x28 ? 162 : 161
+		{Code: 0x0015, Jt: 42, Jf: 41, K: 0x00000165},   // 119: jeq 0x165 ? 162 : 161 (bpf)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x0000011f},     // 120: jgt 0x11f ? 121 : 125
+		{Code: 0x0015, Jt: 40, Jf: 0, K: 0x0000015e},    // 121: jeq 0x15e ? 162 : 122 (finit_module)
+		{Code: 0x0015, Jt: 39, Jf: 0, K: 0x00000156},    // 122: jeq 0x156 ? 162 : 123 (open_by_handle_at)
+		{Code: 0x0015, Jt: 38, Jf: 0, K: 0x00000150},    // 123: jeq 0x150 ? 162 : 124 (perf_event_open)
+		{Code: 0x0015, Jt: 37, Jf: 36, K: 0x00000120},   // 124: jeq 0x120 ? 162 : 161 (keyctl)
+		{Code: 0x0015, Jt: 36, Jf: 0, K: 0x0000011f},    // 125: jeq 0x11f ? 162 : 126 (request_key)
+		{Code: 0x0015, Jt: 35, Jf: 0, K: 0x0000011e},    // 126: jeq 0x11e ? 162 : 127 (add_key)
+		{Code: 0x0015, Jt: 34, Jf: 0, K: 0x0000011b},    // 127: jeq 0x11b ? 162 : 128 (kexec_load)
+		{Code: 0x0015, Jt: 33, Jf: 32, K: 0x00000108},   // 128: jeq 0x108 ? 162 : 161 (clock_settime)
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x0000007f},     // 129: jgt 0x7f ? 130 : 139
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000083},     // 130: jgt 0x83 ? 131 : 135
+		{Code: 0x0015, Jt: 30, Jf: 0, K: 0x000000fd},    // 131: jeq 0xfd ? 162 : 132 (lookup_dcookie)
+		{Code: 0x0015, Jt: 29, Jf: 0, K: 0x000000a9},    // 132: jeq 0xa9 ? 162 : 133 (nfsservctl)
+		{Code: 0x0015, Jt: 28, Jf: 0, K: 0x000000a7},    // 133: jeq 0xa7 ? 162 : 134 (query_module)
+		{Code: 0x0015, Jt: 27, Jf: 26, K: 0x000000a6},   // 134: jeq 0xa6 ? 162 : 161 (vm86)
+		{Code: 0x0015, Jt: 26, Jf: 0, K: 0x00000083},    // 135: jeq 0x83 ? 162 : 136 (quotactl)
+		{Code: 0x0015, Jt: 25, Jf: 0, K: 0x00000082},    // 136: jeq 0x82 ? 162 : 137 (get_kernel_syms)
+		{Code: 0x0015, Jt: 24, Jf: 0, K: 0x00000081},    // 137: jeq 0x81 ? 162 : 138 (delete_module)
+		{Code: 0x0015, Jt: 23, Jf: 22, K: 0x00000080},   // 138: jeq 0x80 ? 162 : 161 (init_module)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x0000006e},     // 139: jgt 0x6e ? 140 : 144
+		{Code: 0x0015, Jt: 21, Jf: 0, K: 0x0000007f},    // 140: jeq 0x7f ? 162 : 141 (create_module)
+		{Code: 0x0015, Jt: 20, Jf: 0, K: 0x00000073},    // 141: jeq 0x73 ? 162 : 142 (swapoff)
+		{Code: 0x0015, Jt: 19, Jf: 0, K: 0x00000071},    // 142: jeq 0x71 ? 162 : 143 (vm86old)
+		{Code: 0x0015, Jt: 18, Jf: 17, K: 0x0000006f},   // 143: jeq 0x6f ? 162 : 161 (vhangup)
+		{Code: 0x0015, Jt: 17, Jf: 0, K: 0x0000006e},    // 144: jeq 0x6e ? 162 : 145 (iopl)
+		{Code: 0x0015, Jt: 16, Jf: 0, K: 0x00000067},    // 145: jeq 0x67 ? 162 : 146 (syslog)
+		{Code: 0x0015, Jt: 0, Jf: 2, K: 0x00000066},     // 146: jeq 0x66 ? 147 : 149 (socketcall)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000010},     // 147: ld args[0].lo
+		{Code: 0x0015, Jt: 13, Jf: 12, K: 0x00000001},   // 148: jeq 0x1 ? 162 : 161
+		{Code: 0x0015, Jt: 12, Jf: 11, K: 0x00000065},   // 149: jeq 0x65 ? 162 : 161 (ioperm)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000036},     // 150: jgt 0x36 ? 151 : 155
+		{Code: 0x0015, Jt: 10, Jf: 0, K: 0x00000058},    // 151: jeq 0x58 ? 162 : 152 (reboot)
+		{Code: 0x0015, Jt: 9, Jf: 0, K: 0x00000057},     // 152: jeq 0x57 ? 162 : 153 (swapon)
+		{Code: 0x0015, Jt: 8, Jf: 0, K: 0x00000056},     // 153: jeq 0x56 ? 162 : 154 (uselib)
+		{Code: 0x0015, Jt: 7, Jf: 6, K: 0x0000004f},     // 154: jeq 0x4f ? 162 : 161 (settimeofday)
+		{Code: 0x0015, Jt: 0, Jf: 3, K: 0x00000036},     // 155: jeq 0x36 ? 156 : 159 (ioctl)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000018},     // 156: ld args[1].lo
+		{Code: 0x0015, Jt: 4, Jf: 0, K: 0x0000541c},     // 157: jeq 0x541c ? 162 : 158
+		{Code: 0x0015, Jt: 3, Jf: 2, K: 0x00005412},     // 158: jeq 0x5412 ? 162 : 161
+		{Code: 0x0015, Jt: 2, Jf: 0, K: 0x00000033},     // 159: jeq 0x33 ? 162 : 160 (acct)
+		{Code: 0x0015, Jt: 1, Jf: 0, K: 0x00000019},     // 160: jeq 0x19 ? 162 : 161 (stime)
+		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x7fff0000},     // 161: ret ALLOW
+		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x00050001},     // 162: ret ERRNO(EPERM)
+		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x80000000},     // 163: ret KILL_PROCESS
 	},
-	// {AllowNesting:false ParentMounts:false}: 186 instructions.
+	// {AllowNesting:false ParentMounts:false}: 228 instructions.
 	denyNesting: []unix.SockFilter{
 		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000004},     // 0: ld arch
-		{Code: 0x0015, Jt: 0, Jf: 113, K: 0xc000003e},   // 1: jeq 0xc000003e ? 2 : 115 (amd64)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},     // 2: ld nr
-		{Code: 0x0025, Jt: 0, Jf: 79, K: 0x000000b3},    // 3: jgt 0xb3 ? 4 : 83
-		{Code: 0x0025, Jt: 0, Jf: 39, K: 0x400000a6},    // 4: jgt 0x400000a6 ? 5 : 44
-		{Code: 0x0025, Jt: 0, Jf: 19, K: 0x40000130},    // 5: jgt 0x40000130 ? 6 : 25
-		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x400001ae},     // 6: jgt 0x400001ae ? 7 : 16
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x400001b3},     // 7: jgt 0x400001b3 ? 8 : 12
-		{Code: 0x0015, Jt: 175, Jf: 0, K: 0x40000210},   // 8: jeq 0x40000210 ? 184 : 9 (kexec_load)
-		{Code: 0x0015, Jt: 165, Jf: 0, K: 0x40000202},   // 9: jeq 0x40000202 ? 175 : 10 (ioctl)
-		{Code: 0x0015, Jt: 173, Jf: 0, K: 0x400001bb},   // 10: jeq 0x400001bb ? 184 : 11 (quotactl_fd)
-		{Code: 0x0015, Jt: 172, Jf: 171, K: 0x400001ba}, // 11: jeq 0x400001ba ? 184 : 183 (mount_setattr)
-		{Code: 0x0015, Jt: 111, Jf: 0, K: 0x400001b3},   // 12: jeq 0x400001b3 ? 124 : 13 (clone3)
-		{Code: 0x0015, Jt: 170, Jf: 0, K: 0x400001b1},   // 13: jeq 0x400001b1 ? 184 : 14 (fspick)
-		{Code: 0x0015, Jt: 169, Jf: 0, K: 0x400001b0},   // 14: jeq 0x400001b0 ? 184 : 15 (fsmount)
-		{Code: 0x0015, Jt: 168, Jf: 167, K: 0x400001af}, // 15: jeq 0x400001af ? 184 : 183 (fsconfig)
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x40000141},     // 16: jgt 0x40000141 ? 17 : 21
-		{Code: 0x0015, Jt: 166, Jf: 0, K: 0x400001ae},   // 17: jeq 0x400001ae ? 184 : 18 (fsopen)
-		{Code: 0x0015, Jt: 165, Jf: 0, K: 0x400001ad},   // 18: jeq 0x400001ad ? 184 : 19 (move_mount)
-		{Code: 0x0015, Jt: 164, Jf: 0, K: 0x400001ac},   // 19: jeq 0x400001ac ? 184 : 20 (open_tree)
-		{Code: 0x0015, Jt: 163, Jf: 162, K: 0x40000143}, // 20: jeq 0x40000143 ? 184 : 183 (userfaultfd)
-		{Code: 0x0015, Jt: 162, Jf: 0, K: 0x40000141},   // 21: jeq 0x40000141 ? 184 : 22 (bpf)
-		{Code: 0x0015, Jt: 161, Jf: 0, K: 0x40000140},   // 22: jeq 0x40000140 ? 184 : 23 (kexec_file_load)
-		{Code: 0x0015, Jt: 160, Jf: 0, K: 0x40000139},   // 23: jeq 0x40000139 ? 184 : 24 (finit_module)
-		{Code: 0x0015, Jt: 159, Jf: 158, K: 0x40000134}, // 24: jeq 0x40000134 ? 184 : 183 (setns)
-		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x400000b3},     // 25: jgt 0x400000b3 ? 26 : 35
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x400000f9},     // 26: jgt 0x400000f9 ? 27 : 31
-		{Code: 0x0015, Jt: 156, Jf: 0, K: 0x40000130},   // 27: jeq 0x40000130 ? 184 : 28 (open_by_handle_at)
-		{Code: 0x0015, Jt: 155, Jf: 0, K: 0x4000012a},   // 28: jeq 0x4000012a ? 184 : 29 (perf_event_open)
-		{Code: 0x0015, Jt: 128, Jf: 0, K: 0x40000110},   // 29: jeq 0x40000110 ? 158 : 30 (unshare)
-		{Code: 0x0015, Jt: 153, Jf: 152, K: 0x400000fa}, // 30: jeq 0x400000fa ? 184 : 183 (keyctl)
-		{Code: 0x0015, Jt: 152, Jf: 0, K: 0x400000f9},   // 31: jeq 0x400000f9 ? 184 : 32 (request_key)
-		{Code: 0x0015, Jt: 151, Jf: 0, K: 0x400000f8},   // 32: jeq 0x400000f8 ? 184 : 33 (add_key)
-		{Code: 0x0015, Jt: 150, Jf: 0, K: 0x400000e3},   // 33: jeq 0x400000e3 ? 184 : 34 (clock_settime)
-		{Code: 0x0015, Jt: 149, Jf: 148, K: 0x400000d4}, // 34: jeq 0x400000d4 ? 184 : 183 (lookup_dcookie)
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x400000ac},     // 35: jgt 0x400000ac ? 36 : 40
-		{Code: 0x0015, Jt: 147, Jf: 0, K: 0x400000b3},   // 36: jeq 0x400000b3 ? 184 : 37 (quotactl)
-		{Code: 0x0015, Jt: 146, Jf: 0, K: 0x400000b0},   // 37: jeq 0x400000b0 ? 184 : 38 (delete_module)
-		{Code: 0x0015, Jt: 145, Jf: 0, K: 0x400000af},   // 38: jeq 0x400000af ? 184 : 39 (init_module)
-		{Code: 0x0015, Jt: 144, Jf: 143, K: 0x400000ad}, // 39: jeq 0x400000ad ? 184 : 183 (ioperm)
-		{Code: 0x0015, Jt: 143, Jf: 0, K: 0x400000ac},   // 40: jeq 0x400000ac ? 184 : 41 (iopl)
-		{Code: 0x0015, Jt: 142, Jf: 0, K: 0x400000a9},   // 41: jeq 0x400000a9 ? 184 : 42 (reboot)
-		{Code: 0x0015, Jt: 141, Jf: 0, K: 0x400000a8},   // 42: jeq 0x400000a8 ? 184 : 43 (swapoff)
-		{Code: 0x0015, Jt: 140, Jf: 139, K: 0x400000a7}, // 43: jeq 0x400000a7 ? 184 : 183 (swapon)
-		{Code: 0x0025, Jt: 0, Jf: 19, K: 0x000001ac},    // 44: jgt 0x1ac ? 45 : 64
-		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x000001bb},     // 45: jgt 0x1bb ? 46 : 55
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x4000009b},     // 46: jgt 0x4000009b ? 47 : 51
-		{Code: 0x0015, Jt: 136, Jf: 0, K: 0x400000a6},   // 47: jeq 0x400000a6 ? 184 : 48 (umount2)
-		{Code: 0x0015, Jt: 135, Jf: 0, K: 0x400000a5},   // 48: jeq 0x400000a5 ? 184 : 49 (mount)
-		{Code: 0x0015, Jt: 134, Jf: 0, K: 0x400000a4},   // 49: jeq 0x400000a4 ? 184 : 50 (settimeofday)
-		{Code: 0x0015, Jt: 133, Jf: 132, K: 0x400000a3}, // 50: jeq 0x400000a3 ? 184 : 183 (acct)
-		{Code: 0x0015, Jt: 132, Jf: 0, K: 0x4000009b},   // 51: jeq 0x4000009b ? 184 : 52 (pivot_root)
-		{Code: 0x0015, Jt: 131, Jf: 0, K: 0x40000099},   // 52: jeq 0x40000099 ? 184 : 53 (vhangup)
-		{Code: 0x0015, Jt: 130, Jf: 0, K: 0x40000067},   // 53: jeq 0x40000067 ? 184 : 54 (syslog)
-		{Code: 0x0015, Jt: 103, Jf: 128, K: 0x40000038}, // 54: jeq 0x40000038 ? 158 : 183 (clone)
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000001b0},     // 55: jgt 0x1b0 ? 56 : 60
-		{Code: 0x0015, Jt: 127, Jf: 0, K: 0x000001bb},   // 56: jeq 0x1bb ? 184 : 57 (quotactl_fd)
-		{Code: 0x0015, Jt: 126, Jf: 0, K: 0x000001ba},   // 57: jeq 0x1ba ? 184 : 58 (mount_setattr)
-		{Code: 0x0015, Jt: 65, Jf: 0, K: 0x000001b3},    // 58: jeq 0x1b3 ? 124 : 59 (clone3)
-		{Code: 0x0015, Jt: 124, Jf: 123, K: 0x000001b1}, // 59: jeq 0x1b1 ? 184 : 183 (fspick)
-		{Code: 0x0015, Jt: 123, Jf: 0, K: 0x000001b0},   // 60: jeq 0x1b0 ? 184 : 61 (fsmount)
-		{Code: 0x0015, Jt: 122, Jf: 0, K: 0x000001af},   // 61: jeq 0x1af ? 184 : 62 (fsconfig)
-		{Code: 0x0015, Jt: 121, Jf: 0, K: 0x000001ae},   // 62: jeq 0x1ae ? 184 : 63 (fsopen)
-		{Code: 0x0015, Jt: 120, Jf: 119, K: 0x000001ad}, // 63: jeq 0x1ad ? 184 : 183 (move_mount)
-		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x00000110},     // 64: jgt 0x110 ? 65 : 74
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000139},     // 65: jgt 0x139 ? 66 : 70
-		{Code: 0x0015, Jt: 117, Jf: 0, K: 0x000001ac},   // 66: jeq 0x1ac ? 184 : 67 (open_tree)
-		{Code: 0x0015, Jt: 116, Jf: 0, K: 0x00000143},   // 67: jeq 0x143 ? 184 : 68 (userfaultfd)
-		{Code: 0x0015, Jt: 115, Jf: 0, K: 0x00000141},   // 68: jeq 0x141 ? 184 : 69 (bpf)
-		{Code: 0x0015, Jt: 114, Jf: 113, K: 0x00000140}, // 69: jeq 0x140 ? 184 : 183 (kexec_file_load)
-		{Code: 0x0015, Jt: 113, Jf: 0, K: 0x00000139},   // 70: jeq 0x139 ? 184 : 71 (finit_module)
-		{Code: 0x0015, Jt: 112, Jf: 0, K: 0x00000134},   // 71: jeq 0x134 ? 184 : 72 (setns)
-		{Code: 0x0015, Jt: 111, Jf: 0, K: 0x00000130},   // 72: jeq 0x130 ? 184 : 73 (open_by_handle_at)
-		{Code: 0x0015, Jt: 110, Jf: 109, K: 0x0000012a}, // 73: jeq 0x12a ? 184 : 183 (perf_event_open)
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000000f6},     // 74: jgt 0xf6 ? 75 : 79
-		{Code: 0x0015, Jt: 32, Jf: 0, K: 0x00000110},    // 75: jeq 0x110 ? 108 : 76 (unshare)
-		{Code: 0x0015, Jt: 107, Jf: 0, K: 0x000000fa},   // 76: jeq 0xfa ? 184 : 77 (keyctl)
-		{Code: 0x0015, Jt: 106, Jf: 0, K: 0x000000f9},   // 77: jeq 0xf9 ? 184 : 78 (request_key)
-		{Code: 0x0015, Jt: 105, Jf: 104, K: 0x000000f8}, // 78: jeq 0xf8 ? 184 : 183 (add_key)
-		{Code: 0x0015, Jt: 104, Jf: 0, K: 0x000000f6},   // 79: jeq 0xf6 ? 184 : 80 (kexec_load)
-		{Code: 0x0015, Jt: 103, Jf: 0, K: 0x000000e3},   // 80: jeq 0xe3 ? 184 : 81 (clock_settime)
-		{Code: 0x0015, Jt: 102, Jf: 0, K: 0x000000d4},   // 81: jeq 0xd4 ? 184 : 82 (lookup_dcookie)
-		{Code: 0x0015, Jt: 101, Jf: 100, K: 0x000000b4}, // 82: jeq 0xb4 ? 184 : 183 (nfsservctl)
-		{Code: 0x0025, Jt: 0, Jf: 19, K: 0x00000099},    // 83: jgt 0x99 ? 84 : 103
-		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x000000a9},     // 84: jgt 0xa9 ? 85 : 94
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000000af},     // 85: jgt 0xaf ? 86 : 90
+		{Code: 0x0015, Jt: 1, Jf: 0, K: 0xc000003e},     // 1: jeq 0xc000003e ? 3 : 2 (amd64)
+		{Code: 0x0015, Jt: 9, Jf: 14, K: 0x40000003},    // 2: jeq 0x40000003 ? 12 : 17 (x86)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},     // 3: ld nr
+		{Code: 0x0045, Jt: 2, Jf: 0, K: 0x40000000},     // 4: jset 0x40000000 ? 7 : 5
+		{Code: 0x0015, Jt: 9, Jf: 0, K: 0x000001d3},     // 5: jeq 0x1d3 ? 15 : 6
+		{Code: 0x0035, Jt: 9, Jf: 10, K: 0x000001d6},    // 6: jge 0x1d6 ? 16 : 17
+		{Code: 0x0054, Jt: 0, Jf: 0, K: 0xbfffffff},     // 7: and #0xbfffffff
+		{Code: 0x0035, Jt: 7, Jf: 0, K: 0x00000224},     // 8: jge 0x224 ? 16 : 9
+		{Code: 0x0035, Jt: 7, Jf: 0, K: 0x00000200},     // 9: jge 0x200 ? 17 : 10
+		{Code: 0x0015, Jt: 4, Jf: 0, K: 0x000001d3},     // 10: jeq 0x1d3 ? 15 : 11
+		{Code: 0x0035, Jt: 4, Jf: 5, K: 0x000001d6},     // 11: jge 0x1d6 ? 16 : 17
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},     // 12: ld nr
+		{Code: 0x0015, Jt: 1, Jf: 0, K: 0x000001d3},     // 13: jeq 0x1d3 ? 15 : 14
+		{Code: 0x0035, Jt: 1, Jf: 2, K: 0x000001d6},     // 14: jge 0x1d6 ? 16 : 17
+		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x00050001},     // 15: ret ERRNO(EPERM)
+		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x00050026},     // 16: ret ERRNO(ENOSYS)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000004},     // 17: ld arch
+		{Code: 0x0015, Jt: 0, Jf: 126, K: 0xc000003e},   // 18: jeq 0xc000003e ? 19 : 145 (amd64)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},     // 19: ld nr
+		{Code: 0x0025, Jt: 0, Jf: 79, K: 0x000000fa},    // 20: jgt 0xfa ? 21 : 100
+		{Code: 0x0025, Jt: 0, Jf: 39, K: 0x400000a9},    // 21: jgt 0x400000a9 ? 22 : 61
+		{Code: 0x0025, Jt: 0, Jf: 19, K: 0x40000140},    // 22: jgt 0x40000140 ? 23 : 42
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x400001ae},     // 23: jgt 0x400001ae ? 24 : 33
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x400001b3},     // 24: jgt 0x400001b3 ? 25 : 29
+		{Code: 0x0015, Jt: 200, Jf: 0, K: 0x40000210},   // 25: jeq 0x40000210 ? 226 : 26 (kexec_load)
+		{Code: 0x0015, Jt: 190, Jf: 0, K: 0x40000202},   // 26: jeq 0x40000202 ? 217 : 27 (ioctl)
+		{Code: 0x0015, Jt: 198, Jf: 0, K: 0x400001bb},   // 27: jeq 0x400001bb ? 226 : 28 (quotactl_fd)
+		{Code: 0x0015, Jt: 197, Jf: 196, K: 0x400001ba}, // 28: jeq 0x400001ba ? 226 : 225 (mount_setattr)
+		{Code: 0x0015, Jt: 124, Jf: 0, K: 0x400001b3},   // 29: jeq 0x400001b3 ? 154 : 30 (clone3)
+		{Code: 0x0015, Jt: 195, Jf: 0, K: 0x400001b1},   // 30: jeq 0x400001b1 ? 226 : 31 (fspick)
+		{Code: 0x0015, Jt: 194, Jf: 0, K: 0x400001b0},   // 31: jeq 0x400001b0 ? 226 : 32 (fsmount)
+		{Code: 0x0015, Jt: 193, Jf: 192, K: 0x400001af}, // 32: jeq 0x400001af ? 226 : 225 (fsconfig)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x400001aa},     // 33: jgt 0x400001aa ? 34 : 38
+		{Code: 0x0015, Jt: 191, Jf: 0, K: 0x400001ae},   // 34: jeq 0x400001ae ? 226 : 35 (fsopen)
+		{Code: 0x0015, Jt: 190, Jf: 0, K: 0x400001ad},   // 35: jeq 0x400001ad ? 226 : 36 (move_mount)
+		{Code: 0x0015, Jt: 189, Jf: 0, K: 0x400001ac},   // 36: jeq 0x400001ac ? 226 : 37 (open_tree)
+		{Code: 0x0015, Jt: 188, Jf: 187, K: 0x400001ab}, // 37: jeq 0x400001ab ? 226 : 225 (io_uring_register)
+		{Code: 0x0015, Jt: 187, Jf: 0, K: 0x400001aa},   // 38: jeq 0x400001aa ? 226 : 39 (io_uring_enter)
+		{Code: 0x0015, Jt: 186, Jf: 0, K: 0x400001a9},   // 39: jeq 0x400001a9 ? 226 : 40 (io_uring_setup)
+		{Code: 0x0015, Jt: 185, Jf: 0, K: 0x40000143},   // 40: jeq 0x40000143 ? 226 : 41 (userfaultfd)
+		{Code: 0x0015, Jt: 184, Jf: 183, K: 0x40000141}, // 41: jeq 0x40000141 ? 226 : 225 (bpf)
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x400000f8},     // 42: jgt 0x400000f8 ? 43 : 52
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x4000012a},     // 43: jgt 0x4000012a ? 44 : 48
+		{Code: 0x0015, Jt: 181, Jf: 0, K: 0x40000140},   // 44: jeq 0x40000140 ? 226 : 45 (kexec_file_load)
+		{Code: 0x0015, Jt: 180, Jf: 0, K: 0x40000139},   // 45: jeq 0x40000139 ? 226 : 46 (finit_module)
+		{Code: 0x0015, Jt: 179, Jf: 0, K: 0x40000134},   // 46: jeq 0x40000134 ? 226 : 47 (setns)
+		{Code: 0x0015, Jt: 178, Jf: 177, K: 0x40000130}, // 47: jeq 0x40000130 ? 226 : 225 (open_by_handle_at)
+		{Code: 0x0015, Jt: 177, Jf: 0, K: 0x4000012a},   // 48: jeq 0x4000012a ? 226 : 49 (perf_event_open)
+		{Code: 0x0015, Jt: 148, Jf: 0, K: 0x40000110},   // 49: jeq 0x40000110 ? 198 : 50 (unshare)
+		{Code: 0x0015, Jt: 175, Jf: 0, K: 0x400000fa},   // 50: jeq 0x400000fa ? 226 : 51 (keyctl)
+		{Code: 0x0015, Jt: 174, Jf: 173, K: 0x400000f9}, // 51: jeq 0x400000f9 ? 226 : 225 (request_key)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x400000b0},     // 52: jgt 0x400000b0 ? 53 : 57
+		{Code: 0x0015, Jt: 172, Jf: 0, K: 0x400000f8},   // 53: jeq 0x400000f8 ? 226 : 54 (add_key)
+		{Code: 0x0015, Jt: 171, Jf: 0, K: 0x400000e3},   // 54: jeq 0x400000e3 ? 226 : 55 (clock_settime)
+		{Code: 0x0015, Jt: 170, Jf: 0, K: 0x400000d4},   // 55: jeq 0x400000d4 ? 226 : 56 (lookup_dcookie)
+		{Code: 0x0015, Jt: 169, Jf: 168, K: 0x400000b3}, // 56: jeq 0x400000b3 ? 226 : 225 (quotactl)
+		{Code: 0x0015, Jt: 168, Jf: 0, K: 0x400000b0},   // 57: jeq 0x400000b0 ? 226 : 58 (delete_module)
+		{Code: 0x0015, Jt: 167, Jf: 0, K: 0x400000af},   // 58: jeq 0x400000af ? 226 : 59 (init_module)
+		{Code: 0x0015, Jt: 166, Jf: 0, K: 0x400000ad},   // 59: jeq 0x400000ad ? 226 : 60 (ioperm)
+		{Code: 0x0015, Jt: 165, Jf: 164, K: 0x400000ac}, // 60: jeq 0x400000ac ? 226 : 225 (iopl)
+		{Code: 0x0025, Jt: 0, Jf: 19, K: 0x000001b0},    // 61: jgt 0x1b0 ? 62 : 81
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x40000099},     // 62: jgt 0x40000099 ? 63 : 72
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x400000a5},     // 63: jgt 0x400000a5 ? 64 : 68
+		{Code: 0x0015, Jt: 161, Jf: 0, K: 0x400000a9},   // 64: jeq 0x400000a9 ? 226 : 65 (reboot)
+		{Code: 0x0015, Jt: 160, Jf: 0, K: 0x400000a8},   // 65: jeq 0x400000a8 ? 226 : 66 (swapoff)
+		{Code: 0x0015, Jt: 159, Jf: 0, K: 0x400000a7},   // 66: jeq 0x400000a7 ? 226 : 67 (swapon)
+		{Code: 0x0015, Jt: 158, Jf: 157, K: 0x400000a6}, // 67: jeq 0x400000a6 ? 226 : 225 (umount2)
+		{Code: 0x0015, Jt: 157, Jf: 0, K: 0x400000a5},   // 68: jeq 0x400000a5 ? 226 : 69 (mount)
+		{Code: 0x0015, Jt: 156, Jf: 0, K: 0x400000a4},   // 69: jeq 0x400000a4 ? 226 : 70 (settimeofday)
+		{Code: 0x0015, Jt: 155, Jf: 0, K: 0x400000a3},   // 70: jeq 0x400000a3 ? 226 : 71 (acct)
+		{Code: 0x0015, Jt: 154, Jf: 153, K: 0x4000009b}, // 71: jeq 0x4000009b ? 226 : 225 (pivot_root)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000001bb},     // 72: jgt 0x1bb ? 73 : 77
+		{Code: 0x0015, Jt: 152, Jf: 0, K: 0x40000099},   // 73: jeq 0x40000099 ? 226 : 74 (vhangup)
+		{Code: 0x0015, Jt: 151, Jf: 0, K: 0x40000067},   // 74: jeq 0x40000067 ? 226 : 75 (syslog)
+		{Code: 0x0015, Jt: 122, Jf: 0, K: 0x40000038},   // 75: jeq 0x40000038 ? 198 : 76 (clone)
+		{Code: 0x0015, Jt: 91, Jf: 148, K: 0x40000029},  // 76: jeq 0x40000029 ? 168 : 225 (socket)
+		{Code: 0x0015, Jt: 148, Jf: 0, K: 0x000001bb},   // 77: jeq 0x1bb ? 226 : 78 (quotactl_fd)
+		{Code: 0x0015, Jt: 147, Jf: 0, K: 0x000001ba},   // 78: jeq 0x1ba ? 226 : 79 (mount_setattr)
+		{Code: 0x0015, Jt: 74, Jf: 0, K: 0x000001b3},    // 79: jeq 0x1b3 ? 154 : 80 (clone3)
+		{Code: 0x0015, Jt: 145, Jf: 144, K: 0x000001b1}, // 80: jeq 0x1b1 ? 226 : 225 (fspick)
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x00000143},     // 81: jgt 0x143 ? 82 : 91
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000001ac},     // 82: jgt 0x1ac ? 83 : 87
+		{Code: 0x0015, Jt: 142, Jf: 0, K: 0x000001b0},   // 83: jeq 0x1b0 ? 226 : 84 (fsmount)
+		{Code: 0x0015, Jt: 141, Jf: 0, K: 0x000001af},   // 84: jeq 0x1af ? 226 : 85 (fsconfig)
+		{Code: 0x0015, Jt: 140, Jf: 0, K: 0x000001ae},   // 85: jeq 0x1ae ? 226 : 86 (fsopen)
+		{Code: 0x0015, Jt: 139, Jf: 138, K: 0x000001ad}, // 86: jeq 0x1ad ? 226 : 225 (move_mount)
+		{Code: 0x0015, Jt: 138, Jf: 0, K: 0x000001ac},   // 87: jeq 0x1ac ? 226 : 88 (open_tree)
+		{Code: 0x0015, Jt: 137, Jf: 0, K: 0x000001ab},   // 88: jeq 0x1ab ? 226 : 89 (io_uring_register)
+		{Code: 0x0015, Jt: 136, Jf: 0, K: 0x000001aa},   // 89: jeq 0x1aa ? 226 : 90 (io_uring_enter)
+		{Code: 0x0015, Jt: 135, Jf: 134, K: 0x000001a9}, // 90: jeq 0x1a9 ? 226 : 225 (io_uring_setup)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000134},     // 91: jgt 0x134 ? 92 : 96
+		{Code: 0x0015, Jt: 133, Jf: 0, K: 0x00000143},   // 92: jeq 0x143 ? 226 : 93 (userfaultfd)
+		{Code: 0x0015, Jt: 132, Jf: 0, K: 0x00000141},   // 93: jeq 0x141 ? 226 : 94 (bpf)
+		{Code: 0x0015, Jt: 131, Jf: 0, K: 0x00000140},   // 94: jeq 0x140 ? 226 : 95 (kexec_file_load)
+		{Code: 0x0015, Jt: 130, Jf: 129, K: 0x00000139}, // 95: jeq 0x139 ? 226 : 225 (finit_module)
+		{Code: 0x0015, Jt: 129, Jf: 0, K: 0x00000134},   // 96: jeq 0x134 ? 226 : 97 (setns)
+		{Code: 0x0015, Jt: 128, Jf: 0, K: 0x00000130},   // 97: jeq 0x130 ? 226 : 98 (open_by_handle_at)
+		{Code: 0x0015, Jt: 127, Jf: 0, K: 0x0000012a},   // 98: jeq 0x12a ? 226 : 99 (perf_event_open)
+		{Code: 0x0015, Jt: 34, Jf: 125, K: 0x00000110},  // 99: jeq 0x110 ? 134 : 225 (unshare)
+		{Code: 0x0025, Jt: 0, Jf: 19, K: 0x000000a8},    // 100: jgt 0xa8 ? 101 : 120
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x000000b2},     // 101: jgt 0xb2 ? 102 : 111
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000000e3},     // 102: jgt 0xe3 ? 103 : 107
+		{Code: 0x0015, Jt: 122, Jf: 0, K: 0x000000fa},   // 103: jeq 0xfa ? 226 : 104 (keyctl)
+		{Code: 0x0015, Jt: 121, Jf: 0, K: 0x000000f9},   // 104: jeq 0xf9 ? 226 : 105 (request_key)
+		{Code: 0x0015, Jt: 120, Jf: 0, K: 0x000000f8},   // 105: jeq 0xf8 ? 226 : 106 (add_key)
+		{Code: 0x0015, Jt: 119, Jf: 118, K: 0x000000f6}, // 106: jeq 0xf6 ? 226 : 225 (kexec_load)
+		{Code: 0x0015, Jt: 118, Jf: 0, K: 0x000000e3},   // 107: jeq 0xe3 ? 226 : 108 (clock_settime)
+		{Code: 0x0015, Jt: 117, Jf: 0, K: 0x000000d4},   // 108: jeq 0xd4 ? 226 : 109 (lookup_dcookie)
+		{Code: 0x0015, Jt: 116, Jf: 0, K: 0x000000b4},   // 109: jeq 0xb4 ? 226 : 110 (nfsservctl)
+		{Code: 0x0015, Jt: 115, Jf: 114, K: 0x000000b3}, // 110: jeq 0xb3 ? 226 : 225 (quotactl)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000000ae},     // 111: jgt 0xae ? 112 : 116
+		{Code: 0x0015, Jt: 113, Jf: 0, K: 0x000000b2},   // 112: jeq 0xb2 ? 226 : 113 (query_module)
+		{Code: 0x0015, Jt: 112, Jf: 0, K: 0x000000b1},   // 113: jeq 0xb1 ? 226 : 114 (get_kernel_syms)
+		{Code: 0x0015, Jt: 111, Jf: 0, K: 0x000000b0},   // 114: jeq 0xb0 ? 226 : 115 (delete_module)
+		{Code: 0x0015, Jt: 110, Jf: 109, K: 0x000000af}, // 115: jeq 0xaf ? 226 : 225 (init_module)
+		{Code: 0x0015, Jt: 109, Jf: 0, K: 0x000000ae},   // 116: jeq 0xae ? 226 : 117 (create_module)
+		{Code: 0x0015, Jt: 108, Jf: 0, K: 0x000000ad},   // 117: jeq 0xad ? 226 : 118 (ioperm)
+		{Code: 0x0015, Jt: 107, Jf: 0, K: 0x000000ac},   // 118: jeq 0xac ? 226 : 119 (iopl)
+		{Code: 0x0015, Jt: 106, Jf: 105, K: 0x000000a9}, // 119: jeq 0xa9 ? 226 : 225 (reboot)
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x00000086},     // 120: jgt 0x86 ? 121 : 130
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000000a4},     // 121: jgt 0xa4 ? 122 : 126
+		{Code: 0x0015, Jt: 103, Jf: 0, K: 0x000000a8},   // 122: jeq 0xa8 ? 226 : 123 (swapoff)
+		{Code: 0x0015, Jt: 102, Jf: 0, K: 0x000000a7},   // 123: jeq 0xa7 ? 226 : 124 (swapon)
+		{Code: 0x0015, Jt: 101, Jf: 0, K: 0x000000a6},   // 124: jeq 0xa6 ? 226 : 125 (umount2)
+		{Code: 0x0015, Jt: 100, Jf: 99, K: 0x000000a5},  // 125: jeq 0xa5 ? 226 : 225 (mount)
+		{Code: 0x0015, Jt: 99, Jf: 0, K: 0x000000a4},    // 126: jeq 0xa4 ? 226 : 127 (settimeofday)
+		{Code: 0x0015, Jt: 98, Jf: 0, K: 0x000000a3},    // 127: jeq 0xa3 ? 226 : 128 (acct)
+		{Code: 0x0015, Jt: 97, Jf: 0, K: 0x0000009b},    // 128: jeq 0x9b ? 226 : 129 (pivot_root)
+		{Code: 0x0015, Jt: 96, Jf: 95, K: 0x00000099},   // 129: jeq 0x99 ? 226 : 225 (vhangup)
+		{Code: 0x0025, Jt: 0, Jf: 10, K: 0x00000010},    // 130: jgt 0x10 ? 131 : 141
+		{Code: 0x0015, Jt: 94, Jf: 0, K: 0x00000086},    // 131: jeq 0x86 ? 226 : 132 (uselib)
+		{Code: 0x0015, Jt: 93, Jf: 0, K: 0x00000067},    // 132: jeq 0x67 ? 226 : 133 (syslog)
+		{Code: 0x0015, Jt: 0, Jf: 3, K: 0x00000038},     // 133: jeq 0x38 ? 134 : 137 (clone)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000014},     // 134: ld args[0].hi
+		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x00000000},     // 135: and #0x0
+		{Code: 0x0015, Jt: 61, Jf: 88, K: 0x00000000},   // 136: jeq 0x0 ? 198 : 225
+		{Code: 0x0015, Jt: 0, Jf: 87, K: 0x00000029},    // 137: jeq 0x29 ? 138 : 225 (socket)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000014},     // 138: ld args[0].hi
+		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x00000000},     // 139: and #0x0
+		{Code: 0x0015, Jt: 27, Jf: 84, K: 0x00000000},   // 140: jeq 0x0 ? 168 : 225
+		{Code: 0x0015, Jt: 0, Jf: 83, K: 0x00000010},    // 141: jeq 0x10 ? 142 : 225 (ioctl)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x0000001c},     // 142: ld args[1].hi
+		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x00000000},     // 143: and #0x0
+		{Code: 0x0015, Jt: 72, Jf: 80, K: 0x00000000},   // 144: jeq 0x0 ? 217 : 225
+		{Code: 0x0015, Jt: 0, Jf: 81, K: 0x40000003},    // 145: jeq 0x40000003 ? 146 : 227 (x86)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},     // 146: ld nr
+		{Code: 0x0025, Jt: 0, Jf: 42, K: 0x00000082},    // 147: jgt 0x82 ? 148 : 190
+		{Code: 0x0025, Jt: 0, Jf: 22, K: 0x0000015e},    // 148: jgt 0x15e ? 149 : 171
+		{Code: 0x0025, Jt: 0, Jf: 10, K: 0x000001ac},    // 149: jgt 0x1ac ? 150 : 160
+		{Code: 0x0025, Jt: 0, Jf: 5, K: 0x000001b0},     // 150: jgt 0x1b0 ? 151 : 156
+		{Code: 0x0015, Jt: 74, Jf: 0, K: 0x000001bb},    // 151: jeq 0x1bb ? 226 : 152 (quotactl_fd)
+		{Code: 0x0015, Jt: 73, Jf: 0, K: 0x000001ba},    // 152: jeq 0x1ba ? 226 : 153 (mount_setattr)
+		{Code: 0x0015, Jt: 0, Jf: 1, K: 0x000001b3},     // 153: jeq 0x1b3 ? 154 : 155 (clone3)
+		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x00050026},     // 154: ret ERRNO(ENOSYS)
+		{Code: 0x0015, Jt: 70, Jf: 69, K: 0x000001b1},   // 155: jeq 0x1b1 ? 226 : 225 (fspick)
+		{Code: 0x0015, Jt: 69, Jf: 0, K: 0x000001b0},    // 156: jeq 0x1b0 ? 226 : 157 (fsmount)
+		{Code: 0x0015, Jt: 68, Jf: 0, K: 0x000001af},    // 157: jeq 0x1af ? 226 : 158 (fsconfig)
+		{Code: 0x0015, Jt: 67, Jf: 0, K: 0x000001ae},    // 158: jeq 0x1ae ? 226 : 159 (fsopen)
+		{Code: 0x0015, Jt: 66, Jf: 65, K: 0x000001ad},   // 159: jeq 0x1ad ? 226 : 225 (move_mount)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000194},     // 160: jgt 0x194 ? 161 : 165
+		{Code: 0x0015, Jt: 64, Jf: 0, K: 0x000001ac},    // 161: jeq 0x1ac ? 226 : 162 (open_tree)
+		{Code: 0x0015, Jt: 63, Jf: 0, K: 0x000001ab},    // 162: jeq 0x1ab ? 226 : 163 (io_uring_register)
+		{Code: 0x0015, Jt: 62, Jf: 0, K: 0x000001aa},    // 163: jeq 0x1aa ? 226 : 164 (io_uring_enter)
+		{Code: 0x0015, Jt: 61, Jf: 60, K: 0x000001a9},   // 164: jeq 0x1a9 ? 226 : 225 (io_uring_setup)
+		{Code: 0x0015, Jt: 60, Jf: 0, K: 0x00000194},    // 165: jeq 0x194 ? 226 : 166 (clock_settime64)
+		{Code: 0x0015, Jt: 59, Jf: 0, K: 0x00000176},    // 166: jeq 0x176 ? 226 : 167 (userfaultfd)
+		{Code: 0x0015, Jt: 0, Jf: 2, K: 0x00000167},     // 167: jeq 0x167 ? 168 : 170 (socket)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000010},     // 168: ld args[0].lo
+		{Code: 0x0015, Jt: 56, Jf: 55, K: 0x00000028},   // 169: jeq 0x28 ? 226 : 225
+		{Code: 0x0015, Jt: 55, Jf: 54, K: 0x00000165},   // 170: jeq 0x165 ? 226 : 225 (bpf)
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x0000011b},     // 171: jgt 0x11b ? 172 : 181
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000136},     // 172: jgt 0x136 ? 173 : 177
+		{Code: 0x0015, Jt: 52, Jf: 0, K: 0x0000015e},    // 173: jeq 0x15e ? 226 : 174 (finit_module)
+		{Code: 0x0015, Jt: 51, Jf: 0, K: 0x0000015a},    // 174: jeq 0x15a ? 226 : 175 (setns)
+		{Code: 0x0015, Jt: 50, Jf: 0, K: 0x00000156},    // 175: jeq 0x156 ? 226 : 176 (open_by_handle_at)
+		{Code: 0x0015, Jt: 49, Jf: 48, K: 0x00000150},   // 176: jeq 0x150 ? 226 : 225 (perf_event_open)
+		{Code: 0x0015, Jt: 20, Jf: 0, K: 0x00000136},    // 177: jeq 0x136 ? 198 : 178 (unshare)
+		{Code: 0x0015, Jt: 47, Jf: 0, K: 0x00000120},    // 178: jeq 0x120 ? 226 : 179 (keyctl)
+		{Code: 0x0015, Jt: 46, Jf: 0, K: 0x0000011f},    // 179: jeq 0x11f ? 226 : 180 (request_key)
+		{Code: 0x0015, Jt: 45, Jf: 44, K: 0x0000011e},   // 180: jeq 0x11e ? 226 : 225 (add_key)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000000a9},     // 181: jgt 0xa9 ? 182 : 186
+		{Code: 0x0015, Jt: 43, Jf: 0, K: 0x0000011b},    // 182: jeq 0x11b ? 226 : 183 (kexec_load)
+		{Code: 0x0015, Jt: 42, Jf: 0, K: 0x00000108},    // 183: jeq 0x108 ? 226 : 184 (clock_settime)
+		{Code: 0x0015, Jt: 41, Jf: 0, K: 0x000000fd},    // 184: jeq 0xfd ? 226 : 185 (lookup_dcookie)
+		{Code: 0x0015, Jt: 40, Jf: 39, K: 0x000000d9},   // 185: jeq 0xd9 ? 226 : 225 (pivot_root)
+		{Code: 0x0015, Jt: 39, Jf: 0, K: 0x000000a9},    // 186: jeq 0xa9 ? 226 : 187 (nfsservctl)
+		{Code: 0x0015, Jt: 38, Jf: 0, K: 0x000000a7},    // 187: jeq 0xa7 ? 226 : 188 (query_module)
+		{Code: 0x0015, Jt: 37, Jf: 0, K: 0x000000a6},    // 188: jeq 0xa6 ? 226 : 189 (vm86)
+		{Code: 0x0015, Jt: 36, Jf: 35, K: 0x00000083},   // 189: jeq 0x83 ? 226 : 225 (quotactl)
+		{Code: 0x0025, Jt: 0, Jf: 24, K: 0x00000036},    // 190: jgt 0x36 ? 191 : 215
+		{Code: 0x0025, Jt: 0, Jf: 12, K: 0x0000006e},    // 191: jgt 0x6e ? 192 : 204
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000078},     // 192: jgt 0x78 ? 193 : 197
+		{Code: 0x0015, Jt: 32, Jf: 0, K: 0x00000082},    // 193: jeq 0x82 ? 226 : 194 (get_kernel_syms)
+		{Code: 0x0015, Jt: 31, Jf: 0, K: 0x00000081},    // 194: jeq 0x81 ? 226 : 195 (delete_module)
+		{Code: 0x0015, Jt: 30, Jf: 0, K: 0x00000080},    // 195: jeq 0x80 ? 226 : 196 (init_module)
+		{Code: 0x0015, Jt: 29, Jf: 28, K: 0x0000007f},   // 196: jeq 0x7f ? 226 : 225 (create_module)
+		{Code: 0x0015, Jt: 0, Jf: 3, K: 0x00000078},     // 197: jeq 0x78 ? 198 : 201 (clone)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000010},     // 198: ld args[0].lo
+		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x10000000},     // 199: and #0x10000000
+		{Code: 0x0015, Jt: 25, Jf: 24, K: 0x10000000},   // 200: jeq 0x10000000 ? 226 : 225
+		{Code: 0x0015, Jt: 24, Jf: 0, K: 0x00000073},    // 201: jeq 0x73 ? 226 : 202 (swapoff)
+		{Code: 0x0015, Jt: 23, Jf: 0, K: 0x00000071},    // 202: jeq 0x71 ? 226 : 203 (vm86old)
+		{Code: 0x0015, Jt: 22, Jf: 21, K: 0x0000006f},   // 203: jeq 0x6f ? 226 : 225 (vhangup)
+		{Code: 0x0025, Jt: 0, Jf: 6, K: 0x00000058},     // 204: jgt 0x58 ? 205 : 211
+		{Code: 0x0015, Jt: 20, Jf: 0, K: 0x0000006e},    // 205: jeq 0x6e ? 226 : 206 (iopl)
+		{Code: 0x0015, Jt: 19, Jf: 0, K: 0x00000067},    // 206: jeq 0x67 ? 226 : 207 (syslog)
+		{Code: 0x0015, Jt: 0, Jf: 2, K: 0x00000066},     // 207: jeq 0x66 ? 208 : 210 (socketcall)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000010},     // 208: ld args[0].lo
+		{Code: 0x0015, Jt: 16, Jf: 15, K: 0x00000001},   // 209: jeq 0x1 ? 226 : 225
+		{Code: 0x0015, Jt: 15, Jf: 14, K: 0x00000065},   // 210: jeq 0x65 ? 226 : 225 (ioperm)
+		{Code: 0x0015, Jt: 14, Jf: 0, K: 0x00000058},    // 211: jeq 0x58 ? 226 : 212 (reboot)
+		{Code: 0x0015, Jt: 13, Jf: 0, K: 0x00000057},    // 212: jeq 0x57 ? 226 : 213 (swapon)
+		{Code: 0x0015, Jt: 12, Jf: 0, K: 0x00000056},    // 213: jeq 0x56 ? 226 : 214 (uselib)
+		{Code: 0x0015, Jt: 11, Jf: 10, K: 0x0000004f},   // 214: jeq 0x4f ? 226 : 225 (settimeofday)
+		{Code: 0x0025, Jt: 0, Jf: 7, K: 0x00000016},     // 215: jgt 0x16 ? 216 : 223
+		{Code: 0x0015, Jt: 0, Jf: 3, K: 0x00000036},     // 216: jeq 0x36 ? 217 : 220 (ioctl)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000018},     // 217: ld args[1].lo
+		{Code: 0x0015, Jt: 7, Jf: 0, K: 0x0000541c},     // 218: jeq 0x541c ? 226 : 219
+		{Code: 0x0015, Jt: 6, Jf: 5, K: 0x00005412},     // 219: jeq 0x5412 ? 226 : 225
+		{Code: 0x0015, Jt: 5, Jf: 0, K: 0x00000034},     // 220: jeq 0x34 ? 226 : 221 (umount2)
+		{Code: 0x0015, Jt: 4, Jf: 0, K: 0x00000033},     // 221: jeq 0x33 ? 226 : 222 (acct)
+		{Code: 0x0015, Jt: 3, Jf: 2, K: 0x00000019},     // 222: jeq 0x19 ? 226 : 225 (stime)
+		{Code: 0x0015, Jt: 2, Jf: 0, K: 0x00000016},     // 223: jeq 0x16 ? 226 : 224 (umount)
+		{Code: 0x0015, Jt: 1, Jf: 0, K: 0x00000015},     // 224: jeq 0x15 ? 226 : 225 (mount)
+		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x7fff0000},     // 225: ret ALLOW
+		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x00050001},     // 226: ret ERRNO(EPERM)
+		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x80000000},     // 227: ret KILL_PROCESS
+	},
+	// {AllowNesting:false ParentMounts:true}: 186 instructions.
+	denyNestingParentMounts: []unix.SockFilter{
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000004},     // 0: ld arch
+		{Code: 0x0015, Jt: 1, Jf: 0, K: 0xc000003e},     // 1: jeq 0xc000003e ? 3 : 2 (amd64)
+		{Code: 0x0015, Jt: 7, Jf: 11, K: 0x40000003},    // 2: jeq 0x40000003 ? 10 : 14 (x86)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},     // 3: ld nr
+		{Code: 0x0045, Jt: 1, Jf: 0, K: 0x40000000},     // 4: jset 0x40000000 ? 6 : 5
+		{Code: 0x0035, Jt: 7, Jf: 8, K: 0x000001d6},     // 5: jge 0x1d6 ? 13 : 14
+		{Code: 0x0054, Jt: 0, Jf: 0, K: 0xbfffffff},     // 6: and #0xbfffffff
+		{Code: 0x0035, Jt: 5, Jf: 0, K: 0x00000224},     // 7: jge 0x224 ? 13 : 8
+		{Code: 0x0035, Jt: 5, Jf: 0, K: 0x00000200},     // 8: jge 0x200 ? 14 : 9
+		{Code: 0x0035, Jt: 3, Jf: 4, K: 0x000001d6},     // 9: jge 0x1d6 ? 13 : 14
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},     // 10: ld nr
+		{Code: 0x0035, Jt: 1, Jf: 2, K: 0x000001d6},     // 11: jge 0x1d6 ? 13 : 14
+		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x00050001},     // 12: ret ERRNO(EPERM)
+		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x00050026},     // 13: ret ERRNO(ENOSYS)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000004},     // 14: ld arch
+		{Code: 0x0015, Jt: 0, Jf: 101, K: 0xc000003e},   // 15: jeq 0xc000003e ? 16 : 117 (amd64)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},     // 16: ld nr
+		{Code: 0x0025, Jt: 0, Jf: 79, K: 0x000000a7},    // 17: jgt 0xa7 ? 18 : 97
+		{Code: 0x0025, Jt: 0, Jf: 39, K: 0x40000038},    // 18: jgt 0x40000038 ? 19 : 58
+		{Code: 0x0025, Jt: 0, Jf: 19, K: 0x400000f9},    // 19: jgt 0x400000f9 ? 20 : 39
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x40000141},     // 20: jgt 0x40000141 ? 21 : 30
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x400001ab},     // 21: jgt 0x400001ab ? 22 : 26
+		{Code: 0x0015, Jt: 161, Jf: 0, K: 0x40000210},   // 22: jeq 0x40000210 ? 184 : 23 (kexec_load)
+		{Code: 0x0015, Jt: 154, Jf: 0, K: 0x40000202},   // 23: jeq 0x40000202 ? 178 : 24 (ioctl)
+		{Code: 0x0015, Jt: 159, Jf: 0, K: 0x400001bb},   // 24: jeq 0x400001bb ? 184 : 25 (quotactl_fd)
+		{Code: 0x0015, Jt: 99, Jf: 157, K: 0x400001b3},  // 25: jeq 0x400001b3 ? 125 : 183 (clone3)
+		{Code: 0x0015, Jt: 157, Jf: 0, K: 0x400001ab},   // 26: jeq 0x400001ab ? 184 : 27 (io_uring_register)
+		{Code: 0x0015, Jt: 156, Jf: 0, K: 0x400001aa},   // 27: jeq 0x400001aa ? 184 : 28 (io_uring_enter)
+		{Code: 0x0015, Jt: 155, Jf: 0, K: 0x400001a9},   // 28: jeq 0x400001a9 ? 184 : 29 (io_uring_setup)
+		{Code: 0x0015, Jt: 154, Jf: 153, K: 0x40000143}, // 29: jeq 0x40000143 ? 184 : 183 (userfaultfd)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x40000130},     // 30: jgt 0x40000130 ? 31 : 35
+		{Code: 0x0015, Jt: 152, Jf: 0, K: 0x40000141},   // 31: jeq 0x40000141 ? 184 : 32 (bpf)
+		{Code: 0x0015, Jt: 151, Jf: 0, K: 0x40000140},   // 32: jeq 0x40000140 ? 184 : 33 (kexec_file_load)
+		{Code: 0x0015, Jt: 150, Jf: 0, K: 0x40000139},   // 33: jeq 0x40000139 ? 184 : 34 (finit_module)
+		{Code: 0x0015, Jt: 149, Jf: 148, K: 0x40000134}, // 34: jeq 0x40000134 ? 184 : 183 (setns)
+		{Code: 0x0015, Jt: 148, Jf: 0, K: 0x40000130},   // 35: jeq 0x40000130 ? 184 : 36 (open_by_handle_at)
+		{Code: 0x0015, Jt: 147, Jf: 0, K: 0x4000012a},   // 36: jeq 0x4000012a ? 184 : 37 (perf_event_open)
+		{Code: 0x0015, Jt: 121, Jf: 0, K: 0x40000110},   // 37: jeq 0x40000110 ? 159 : 38 (unshare)
+		{Code: 0x0015, Jt: 145, Jf: 144, K: 0x400000fa}, // 38: jeq 0x400000fa ? 184 : 183 (keyctl)
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x400000ac},     // 39: jgt 0x400000ac ? 40 : 49
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x400000b3},     // 40: jgt 0x400000b3 ? 41 : 45
+		{Code: 0x0015, Jt: 142, Jf: 0, K: 0x400000f9},   // 41: jeq 0x400000f9 ? 184 : 42 (request_key)
+		{Code: 0x0015, Jt: 141, Jf: 0, K: 0x400000f8},   // 42: jeq 0x400000f8 ? 184 : 43 (add_key)
+		{Code: 0x0015, Jt: 140, Jf: 0, K: 0x400000e3},   // 43: jeq 0x400000e3 ? 184 : 44 (clock_settime)
+		{Code: 0x0015, Jt: 139, Jf: 138, K: 0x400000d4}, // 44: jeq 0x400000d4 ? 184 : 183 (lookup_dcookie)
+		{Code: 0x0015, Jt: 138, Jf: 0, K: 0x400000b3},   // 45: jeq 0x400000b3 ? 184 : 46 (quotactl)
+		{Code: 0x0015, Jt: 137, Jf: 0, K: 0x400000b0},   // 46: jeq 0x400000b0 ? 184 : 47 (delete_module)
+		{Code: 0x0015, Jt: 136, Jf: 0, K: 0x400000af},   // 47: jeq 0x400000af ? 184 : 48 (init_module)
+		{Code: 0x0015, Jt: 135, Jf: 134, K: 0x400000ad}, // 48: jeq 0x400000ad ? 184 : 183 (ioperm)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x400000a4},     // 49: jgt 0x400000a4 ? 50 : 54
+		{Code: 0x0015, Jt: 133, Jf: 0, K: 0x400000ac},   // 50: jeq 0x400000ac ? 184 : 51 (iopl)
+		{Code: 0x0015, Jt: 132, Jf: 0, K: 0x400000a9},   // 51: jeq 0x400000a9 ? 184 : 52 (reboot)
+		{Code: 0x0015, Jt: 131, Jf: 0, K: 0x400000a8},   // 52: jeq 0x400000a8 ? 184 : 53 (swapoff)
+		{Code: 0x0015, Jt: 130, Jf: 129, K: 0x400000a7}, // 53: jeq 0x400000a7 ? 184 : 183 (swapon)
+		{Code: 0x0015, Jt: 129, Jf: 0, K: 0x400000a4},   // 54: jeq 0x400000a4 ? 184 : 55 (settimeofday)
+		{Code: 0x0015, Jt: 128, Jf: 0, K: 0x400000a3},   // 55: jeq 0x400000a3 ? 184 : 56 (acct)
+		{Code: 0x0015, Jt: 127, Jf: 0, K: 0x40000099},   // 56: jeq 0x40000099 ? 184 : 57 (vhangup)
+		{Code: 0x0015, Jt: 126, Jf: 125, K: 0x40000067}, // 57: jeq 0x40000067 ? 184 : 183 (syslog)
+		{Code: 0x0025, Jt: 0, Jf: 19, K: 0x000000f9},    // 58: jgt 0xf9 ? 59 : 78
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x00000141},     // 59: jgt 0x141 ? 60 : 69
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000001ab},     // 60: jgt 0x1ab ? 61 : 65
+		{Code: 0x0015, Jt: 97, Jf: 0, K: 0x40000038},    // 61: jeq 0x40000038 ? 159 : 62 (clone)
+		{Code: 0x0015, Jt: 69, Jf: 0, K: 0x40000029},    // 62: jeq 0x40000029 ? 132 : 63 (socket)
+		{Code: 0x0015, Jt: 120, Jf: 0, K: 0x000001bb},   // 63: jeq 0x1bb ? 184 : 64 (quotactl_fd)
+		{Code: 0x0015, Jt: 60, Jf: 118, K: 0x000001b3},  // 64: jeq 0x1b3 ? 125 : 183 (clone3)
+		{Code: 0x0015, Jt: 118, Jf: 0, K: 0x000001ab},   // 65: jeq 0x1ab ? 184 : 66 (io_uring_register)
+		{Code: 0x0015, Jt: 117, Jf: 0, K: 0x000001aa},   // 66: jeq 0x1aa ? 184 : 67 (io_uring_enter)
+		{Code: 0x0015, Jt: 116, Jf: 0, K: 0x000001a9},   // 67: jeq 0x1a9 ? 184 : 68 (io_uring_setup)
+		{Code: 0x0015, Jt: 115, Jf: 114, K: 0x00000143}, // 68: jeq 0x143 ? 184 : 183 (userfaultfd)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000130},     // 69: jgt 0x130 ? 70 : 74
+		{Code: 0x0015, Jt: 113, Jf: 0, K: 0x00000141},   // 70: jeq 0x141 ? 184 : 71 (bpf)
+		{Code: 0x0015, Jt: 112, Jf: 0, K: 0x00000140},   // 71: jeq 0x140 ? 184 : 72 (kexec_file_load)
+		{Code: 0x0015, Jt: 111, Jf: 0, K: 0x00000139},   // 72: jeq 0x139 ? 184 : 73 (finit_module)
+		{Code: 0x0015, Jt: 110, Jf: 109, K: 0x00000134}, // 73: jeq 0x134 ? 184 : 183 (setns)
+		{Code: 0x0015, Jt: 109, Jf: 0, K: 0x00000130},   // 74: jeq 0x130 ? 184 : 75 (open_by_handle_at)
+		{Code: 0x0015, Jt: 108, Jf: 0, K: 0x0000012a},   // 75: jeq 0x12a ? 184 : 76 (perf_event_open)
+		{Code: 0x0015, Jt: 29, Jf: 0, K: 0x00000110},    // 76: jeq 0x110 ? 106 : 77 (unshare)
+		{Code: 0x0015, Jt: 106, Jf: 105, K: 0x000000fa}, // 77: jeq 0xfa ? 184 : 183 (keyctl)
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x000000b1},     // 78: jgt 0xb1 ? 79 : 88
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000000d4},     // 79: jgt 0xd4 ? 80 : 84
+		{Code: 0x0015, Jt: 103, Jf: 0, K: 0x000000f9},   // 80: jeq 0xf9 ? 184 : 81 (request_key)
+		{Code: 0x0015, Jt: 102, Jf: 0, K: 0x000000f8},   // 81: jeq 0xf8 ? 184 : 82 (add_key)
+		{Code: 0x0015, Jt: 101, Jf: 0, K: 0x000000f6},   // 82: jeq 0xf6 ? 184 : 83 (kexec_load)
+		{Code: 0x0015, Jt: 100, Jf: 99, K: 0x000000e3},  // 83: jeq 0xe3 ? 184 : 183 (clock_settime)
+		{Code: 0x0015, Jt: 99, Jf: 0, K: 0x000000d4},    // 84: jeq 0xd4 ? 184 : 85 (lookup_dcookie)
+		{Code: 0x0015, Jt: 98, Jf: 0, K: 0x000000b4},    // 85: jeq 0xb4 ? 184 : 86 (nfsservctl)
 		{Code: 0x0015, Jt: 97, Jf: 0, K: 0x000000b3},    // 86: jeq 0xb3 ? 184 : 87 (quotactl)
-		{Code: 0x0015, Jt: 96, Jf: 0, K: 0x000000b2},    // 87: jeq 0xb2 ? 184 : 88 (query_module)
-		{Code: 0x0015, Jt: 95, Jf: 0, K: 0x000000b1},    // 88: jeq 0xb1 ? 184 : 89 (get_kernel_syms)
-		{Code: 0x0015, Jt: 94, Jf: 93, K: 0x000000b0},   // 89: jeq 0xb0 ? 184 : 183 (delete_module)
-		{Code: 0x0015, Jt: 93, Jf: 0, K: 0x000000af},    // 90: jeq 0xaf ? 184 : 91 (init_module)
-		{Code: 0x0015, Jt: 92, Jf: 0, K: 0x000000ae},    // 91: jeq 0xae ? 184 : 92 (create_module)
-		{Code: 0x0015, Jt: 91, Jf: 0, K: 0x000000ad},    // 92: jeq 0xad ? 184 : 93 (ioperm)
-		{Code: 0x0015, Jt: 90, Jf: 89, K: 0x000000ac},   // 93: jeq 0xac ? 184 : 183 (iopl)
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000000a5},     // 94: jgt 0xa5 ? 95 : 99
+		{Code: 0x0015, Jt: 96, Jf: 95, K: 0x000000b2},   // 87: jeq 0xb2 ? 184 : 183 (query_module)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000000ad},     // 88: jgt 0xad ? 89 : 93
+		{Code: 0x0015, Jt: 94, Jf: 0, K: 0x000000b1},    // 89: jeq 0xb1 ? 184 : 90 (get_kernel_syms)
+		{Code: 0x0015, Jt: 93, Jf: 0, K: 0x000000b0},    // 90: jeq 0xb0 ? 184 : 91 (delete_module)
+		{Code: 0x0015, Jt: 92, Jf: 0, K: 0x000000af},    // 91: jeq 0xaf ? 184 : 92 (init_module)
+		{Code: 0x0015, Jt: 91, Jf: 90, K: 0x000000ae},   // 92: jeq 0xae ? 184 : 183 (create_module)
+		{Code: 0x0015, Jt: 90, Jf: 0, K: 0x000000ad},    // 93: jeq 0xad ? 184 : 94 (ioperm)
+		{Code: 0x0015, Jt: 89, Jf: 0, K: 0x000000ac},    // 94: jeq 0xac ? 184 : 95 (iopl)
 		{Code: 0x0015, Jt: 88, Jf: 0, K: 0x000000a9},    // 95: jeq 0xa9 ? 184 : 96 (reboot)
-		{Code: 0x0015, Jt: 87, Jf: 0, K: 0x000000a8},    // 96: jeq 0xa8 ? 184 : 97 (swapoff)
-		{Code: 0x0015, Jt: 86, Jf: 0, K: 0x000000a7},    // 97: jeq 0xa7 ? 184 : 98 (swapon)
-		{Code: 0x0015, Jt: 85, Jf: 84, K: 0x000000a6},   // 98: jeq 0xa6 ? 184 : 183 (umount2)
-		{Code: 0x0015, Jt: 84, Jf: 0, K: 0x000000a5},    // 99: jeq 0xa5 ? 184 : 100 (mount)
+		{Code: 0x0015, Jt: 87, Jf: 86, K: 0x000000a8},   // 96: jeq 0xa8 ? 184 : 183 (swapoff)
+		{Code: 0x0025, Jt: 0, Jf: 15, K: 0x00000010},    // 97: jgt 0x10 ? 98 : 113
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000086},     // 98: jgt 0x86 ? 99 : 103
+		{Code: 0x0015, Jt: 84, Jf: 0, K: 0x000000a7},    // 99: jeq 0xa7 ? 184 : 100 (swapon)
 		{Code: 0x0015, Jt: 83, Jf: 0, K: 0x000000a4},    // 100: jeq 0xa4 ? 184 : 101 (settimeofday)
 		{Code: 0x0015, Jt: 82, Jf: 0, K: 0x000000a3},    // 101: jeq 0xa3 ? 184 : 102 (acct)
-		{Code: 0x0015, Jt: 81, Jf: 80, K: 0x0000009b},   // 102: jeq 0x9b ? 184 : 183 (pivot_root)
-		{Code: 0x0025, Jt: 0, Jf: 7, K: 0x00000010},     // 103: jgt 0x10 ? 104 : 111
-		{Code: 0x0015, Jt: 79, Jf: 0, K: 0x00000099},    // 104: jeq 0x99 ? 184 : 105 (vhangup)
-		{Code: 0x0015, Jt: 78, Jf: 0, K: 0x00000086},    // 105: jeq 0x86 ? 184 : 106 (uselib)
-		{Code: 0x0015, Jt: 77, Jf: 0, K: 0x00000067},    // 106: jeq 0x67 ? 184 : 107 (syslog)
-		{Code: 0x0015, Jt: 0, Jf: 75, K: 0x00000038},    // 107: jeq 0x38 ? 108 : 183 (clone)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000014},     // 108: ld args[0].hi
-		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x00000000},     // 109: and #0x0
-		{Code: 0x0015, Jt: 47, Jf: 72, K: 0x00000000},   // 110: jeq 0x0 ? 158 : 183
-		{Code: 0x0015, Jt: 0, Jf: 71, K: 0x00000010},    // 111: jeq 0x10 ? 112 : 183 (ioctl)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x0000001c},     // 112: ld args[1].hi
-		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x00000000},     // 113: and #0x0
-		{Code: 0x0015, Jt: 60, Jf: 68, K: 0x00000000},   // 114: jeq 0x0 ? 175 : 183
-		{Code: 0x0015, Jt: 0, Jf: 69, K: 0x40000003},    // 115: jeq 0x40000003 ? 116 : 185 (x86)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},     // 116: ld nr
-		{Code: 0x0025, Jt: 0, Jf: 43, K: 0x00000073},    // 117: jgt 0x73 ? 118 : 161
-		{Code: 0x0025, Jt: 0, Jf: 20, K: 0x00000120},    // 118: jgt 0x120 ? 119 : 139
-		{Code: 0x0025, Jt: 0, Jf: 10, K: 0x000001ac},    // 119: jgt 0x1ac ? 120 : 130
-		{Code: 0x0025, Jt: 0, Jf: 5, K: 0x000001b0},     // 120: jgt 0x1b0 ? 121 : 126
-		{Code: 0x0015, Jt: 62, Jf: 0, K: 0x000001bb},    // 121: jeq 0x1bb ? 184 : 122 (quotactl_fd)
-		{Code: 0x0015, Jt: 61, Jf: 0, K: 0x000001ba},    // 122: jeq 0x1ba ? 184 : 123 (mount_setattr)
-		{Code: 0x0015, Jt: 0, Jf: 1, K: 0x000001b3},     // 123: jeq 0x1b3 ? 124 : 125 (clone3)
-		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x00050026},     // 124: ret ERRNO(ENOSYS)
-		{Code: 0x0015, Jt: 58, Jf: 57, K: 0x000001b1},   // 125: jeq 0x1b1 ? 184 : 183 (fspick)
-		{Code: 0x0015, Jt: 57, Jf: 0, K: 0x000001b0},    // 126: jeq 0x1b0 ? 184 : 127 (fsmount)
-		{Code: 0x0015, Jt: 56, Jf: 0, K: 0x000001af},    // 127: jeq 0x1af ? 184 : 128 (fsconfig)
-		{Code: 0x0015, Jt: 55, Jf: 0, K: 0x000001ae},    // 128: jeq 0x1ae ? 184 : 129 (fsopen)
-		{Code: 0x0015, Jt: 54, Jf: 53, K: 0x000001ad},   // 129: jeq 0x1ad ? 184 : 183 (move_mount)
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x0000015a},     // 130: jgt 0x15a ? 131 : 135
-		{Code: 0x0015, Jt: 52, Jf: 0, K: 0x000001ac},    // 131: jeq 0x1ac ? 184 : 132 (open_tree)
-		{Code: 0x0015, Jt: 51, Jf: 0, K: 0x00000176},    // 132: jeq 0x176 ? 184 : 133 (userfaultfd)
-		{Code: 0x0015, Jt: 50, Jf: 0, K: 0x00000165},    // 133: jeq 0x165 ? 184 : 134 (bpf)
-		{Code: 0x0015, Jt: 49, Jf: 48, K: 0x0000015e},   // 134: jeq 0x15e ? 184 : 183 (finit_module)
-		{Code: 0x0015, Jt: 48, Jf: 0, K: 0x0000015a},    // 135: jeq 0x15a ? 184 : 136 (setns)
-		{Code: 0x0015, Jt: 47, Jf: 0, K: 0x00000156},    // 136: jeq 0x156 ? 184 : 137 (open_by_handle_at)
-		{Code: 0x0015, Jt: 46, Jf: 0, K: 0x00000150},    // 137: jeq 0x150 ? 184 : 138 (perf_event_open)
-		{Code: 0x0015, Jt: 19, Jf: 44, K: 0x00000136},   // 138: jeq 0x136 ? 158 : 183 (unshare)
-		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x000000a7},     // 139: jgt 0xa7 ? 140 : 149
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000108},     // 140: jgt 0x108 ? 141 : 145
+		{Code: 0x0015, Jt: 81, Jf: 80, K: 0x00000099},   // 102: jeq 0x99 ? 184 : 183 (vhangup)
+		{Code: 0x0015, Jt: 80, Jf: 0, K: 0x00000086},    // 103: jeq 0x86 ? 184 : 104 (uselib)
+		{Code: 0x0015, Jt: 79, Jf: 0, K: 0x00000067},    // 104: jeq 0x67 ? 184 : 105 (syslog)
+		{Code: 0x0015, Jt: 0, Jf: 3, K: 0x00000038},     // 105: jeq 0x38 ? 106 : 109 (clone)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000014},     // 106: ld args[0].hi
+		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x00000000},     // 107: and #0x0
+		{Code: 0x0015, Jt: 50, Jf: 74, K: 0x00000000},   // 108: jeq 0x0 ? 159 : 183
+		{Code: 0x0015, Jt: 0, Jf: 73, K: 0x00000029},    // 109: jeq 0x29 ? 110 : 183 (socket)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000014},     // 110: ld args[0].hi
+		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x00000000},     // 111: and #0x0
+		{Code: 0x0015, Jt: 19, Jf: 70, K: 0x00000000},   // 112: jeq 0x0 ? 132 : 183
+		{Code: 0x0015, Jt: 0, Jf: 69, K: 0x00000010},    // 113: jeq 0x10 ? 114 : 183 (ioctl)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x0000001c},     // 114: ld args[1].hi
+		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x00000000},     // 115: and #0x0
+		{Code: 0x0015, Jt: 61, Jf: 66, K: 0x00000000},   // 116: jeq 0x0 ? 178 : 183
+		{Code: 0x0015, Jt: 0, Jf: 67, K: 0x40000003},    // 117: jeq 0x40000003 ? 118 : 185 (x86)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},     // 118: ld nr
+		{Code: 0x0025, Jt: 0, Jf: 45, K: 0x0000006e},    // 119: jgt 0x6e ? 120 : 165
+		{Code: 0x0025, Jt: 0, Jf: 22, K: 0x0000011e},    // 120: jgt 0x11e ? 121 : 143
+		{Code: 0x0025, Jt: 0, Jf: 12, K: 0x00000165},    // 121: jgt 0x165 ? 122 : 134
+		{Code: 0x0025, Jt: 0, Jf: 5, K: 0x000001a9},     // 122: jgt 0x1a9 ? 123 : 128
+		{Code: 0x0015, Jt: 60, Jf: 0, K: 0x000001bb},    // 123: jeq 0x1bb ? 184 : 124 (quotactl_fd)
+		{Code: 0x0015, Jt: 0, Jf: 1, K: 0x000001b3},     // 124: jeq 0x1b3 ? 125 : 126 (clone3)
+		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x00050026},     // 125: ret ERRNO(ENOSYS)
+		{Code: 0x0015, Jt: 57, Jf: 0, K: 0x000001ab},    // 126: jeq 0x1ab ? 184 : 127 (io_uring_register)
+		{Code: 0x0015, Jt: 56, Jf: 55, K: 0x000001aa},   // 127: jeq 0x1aa ? 184 : 183 (io_uring_enter)
+		{Code: 0x0015, Jt: 55, Jf: 0, K: 0x000001a9},    // 128: jeq 0x1a9 ? 184 : 129 (io_uring_setup)
+		{Code: 0x0015, Jt: 54, Jf: 0, K: 0x00000194},    // 129: jeq 0x194 ? 184 : 130 (clock_settime64)
+		{Code: 0x0015, Jt: 53, Jf: 0, K: 0x00000176},    // 130: jeq 0x176 ? 184 : 131 (userfaultfd)
+		{Code: 0x0015, Jt: 0, Jf: 51, K: 0x00000167},    // 131: jeq 0x167 ? 132 : 183 (socket)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000010},     // 132: ld args[0].lo
+		{Code: 0x0015, Jt: 50, Jf: 49, K: 0x00000028},   // 133: jeq 0x28 ? 184 : 183
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000150},     // 134: jgt 0x150 ? 135 : 139
+		{Code: 0x0015, Jt: 48, Jf: 0, K: 0x00000165},    // 135: jeq 0x165 ? 184 : 136 (bpf)
+		{Code: 0x0015, Jt: 47, Jf: 0, K: 0x0000015e},    // 136: jeq 0x15e ? 184 : 137 (finit_module)
+		{Code: 0x0015, Jt: 46, Jf: 0, K: 0x0000015a},    // 137: jeq 0x15a ? 184 : 138 (setns)
+		{Code: 0x0015, Jt: 45, Jf: 44, K: 0x00000156},   // 138: jeq 0x156 ? 184 : 183 (open_by_handle_at)
+		{Code: 0x0015, Jt: 44, Jf: 0, K: 0x00000150},    // 139: jeq 0x150 ? 184 : 140 (perf_event_open)
+		{Code: 0x0015, Jt: 18, Jf: 0, K: 0x00000136},    // 140: jeq 0x136 ? 159 : 141 (unshare)
 		{Code: 0x0015, Jt: 42, Jf: 0, K: 0x00000120},    // 141: jeq 0x120 ? 184 : 142 (keyctl)
-		{Code: 0x0015, Jt: 41, Jf: 0, K: 0x0000011f},    // 142: jeq 0x11f ? 184 : 143 (request_key)
-		{Code: 0x0015, Jt: 40, Jf: 0, K: 0x0000011e},    // 143: jeq 0x11e ? 184 : 144 (add_key)
-		{Code: 0x0015, Jt: 39, Jf: 38, K: 0x0000011b},   // 144: jeq 0x11b ? 184 : 183 (kexec_load)
-		{Code: 0x0015, Jt: 38, Jf: 0, K: 0x00000108},    // 145: jeq 0x108 ? 184 : 146 (clock_settime)
-		{Code: 0x0015, Jt: 37, Jf: 0, K: 0x000000fd},    // 146: jeq 0xfd ? 184 : 147 (lookup_dcookie)
-		{Code: 0x0015, Jt: 36, Jf: 0, K: 0x000000d9},    // 147: jeq 0xd9 ? 184 : 148 (pivot_root)
-		{Code: 0x0015, Jt: 35, Jf: 34, K: 0x000000a9},   // 148: jeq 0xa9 ? 184 : 183 (nfsservctl)
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000081},     // 149: jgt 0x81 ? 150 : 154
+		{Code: 0x0015, Jt: 41, Jf: 40, K: 0x0000011f},   // 142: jeq 0x11f ? 184 : 183 (request_key)
+		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x00000082},     // 143: jgt 0x82 ? 144 : 153
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000000a9},     // 144: jgt 0xa9 ? 145 : 149
+		{Code: 0x0015, Jt: 38, Jf: 0, K: 0x0000011e},    // 145: jeq 0x11e ? 184 : 146 (add_key)
+		{Code: 0x0015, Jt: 37, Jf: 0, K: 0x0000011b},    // 146: jeq 0x11b ? 184 : 147 (kexec_load)
+		{Code: 0x0015, Jt: 36, Jf: 0, K: 0x00000108},    // 147: jeq 0x108 ? 184 : 148 (clock_settime)
+		{Code: 0x0015, Jt: 35, Jf: 34, K: 0x000000fd},   // 148: jeq 0xfd ? 184 : 183 (lookup_dcookie)
+		{Code: 0x0015, Jt: 34, Jf: 0, K: 0x000000a9},    // 149: jeq 0xa9 ? 184 : 150 (nfsservctl)
 		{Code: 0x0015, Jt: 33, Jf: 0, K: 0x000000a7},    // 150: jeq 0xa7 ? 184 : 151 (query_module)
 		{Code: 0x0015, Jt: 32, Jf: 0, K: 0x000000a6},    // 151: jeq 0xa6 ? 184 : 152 (vm86)
-		{Code: 0x0015, Jt: 31, Jf: 0, K: 0x00000083},    // 152: jeq 0x83 ? 184 : 153 (quotactl)
-		{Code: 0x0015, Jt: 30, Jf: 29, K: 0x00000082},   // 153: jeq 0x82 ? 184 : 183 (get_kernel_syms)
-		{Code: 0x0015, Jt: 29, Jf: 0, K: 0x00000081},    // 154: jeq 0x81 ? 184 : 155 (delete_module)
-		{Code: 0x0015, Jt: 28, Jf: 0, K: 0x00000080},    // 155: jeq 0x80 ? 184 : 156 (init_module)
-		{Code: 0x0015, Jt: 27, Jf: 0, K: 0x0000007f},    // 156: jeq 0x7f ? 184 : 157 (create_module)
-		{Code: 0x0015, Jt: 0, Jf: 25, K: 0x00000078},    // 157: jeq 0x78 ? 158 : 183 (clone)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000010},     // 158: ld args[0].lo
-		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x10000000},     // 159: and #0x10000000
-		{Code: 0x0015, Jt: 23, Jf: 22, K: 0x10000000},   // 160: jeq 0x10000000 ? 184 : 183
-		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x00000056},     // 161: jgt 0x56 ? 162 : 171
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000067},     // 162: jgt 0x67 ? 163 : 167
-		{Code: 0x0015, Jt: 20, Jf: 0, K: 0x00000073},    // 163: jeq 0x73 ? 184 : 164 (swapoff)
-		{Code: 0x0015, Jt: 19, Jf: 0, K: 0x00000071},    // 164: jeq 0x71 ? 184 : 165 (vm86old)
-		{Code: 0x0015, Jt: 18, Jf: 0, K: 0x0000006f},    // 165: jeq 0x6f ? 184 : 166 (vhangup)
-		{Code: 0x0015, Jt: 17, Jf: 16, K: 0x0000006e},   // 166: jeq 0x6e ? 184 : 183 (iopl)
-		{Code: 0x0015, Jt: 16, Jf: 0, K: 0x00000067},    // 167: jeq 0x67 ? 184 : 168 (syslog)
-		{Code: 0x0015, Jt: 15, Jf: 0, K: 0x00000065},    // 168: jeq 0x65 ? 184 : 169 (ioperm)
-		{Code: 0x0015, Jt: 14, Jf: 0, K: 0x00000058},    // 169: jeq 0x58 ? 184 : 170 (reboot)
-		{Code: 0x0015, Jt: 13, Jf: 12, K: 0x00000057},   // 170: jeq 0x57 ? 184 : 183 (swapon)
-		{Code: 0x0025, Jt: 0, Jf: 7, K: 0x00000033},     // 171: jgt 0x33 ? 172 : 179
-		{Code: 0x0015, Jt: 11, Jf: 0, K: 0x00000056},    // 172: jeq 0x56 ? 184 : 173 (uselib)
-		{Code: 0x0015, Jt: 10, Jf: 0, K: 0x0000004f},    // 173: jeq 0x4f ? 184 : 174 (settimeofday)
-		{Code: 0x0015, Jt: 0, Jf: 3, K: 0x00000036},     // 174: jeq 0x36 ? 175 : 178 (ioctl)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000018},     // 175: ld args[1].lo
-		{Code: 0x0015, Jt: 7, Jf: 0, K: 0x0000541c},     // 176: jeq 0x541c ? 184 : 177
-		{Code: 0x0015, Jt: 6, Jf: 5, K: 0x00005412},     // 177: jeq 0x5412 ? 184 : 183
-		{Code: 0x0015, Jt: 5, Jf: 4, K: 0x00000034},     // 178: jeq 0x34 ? 184 : 183 (umount2)
-		{Code: 0x0015, Jt: 4, Jf: 0, K: 0x00000033},     // 179: jeq 0x33 ? 184 : 180 (acct)
-		{Code: 0x0015, Jt: 3, Jf: 0, K: 0x00000019},     // 180: jeq 0x19 ? 184 : 181 (stime)
-		{Code: 0x0015, Jt: 2, Jf: 0, K: 0x00000016},     // 181: jeq 0x16 ? 184 : 182 (umount)
-		{Code: 0x0015, Jt: 1, Jf: 0, K: 0x00000015},     // 182: jeq 0x15 ? 184 : 183 (mount)
+		{Code: 0x0015, Jt: 31, Jf: 30, K: 0x00000083},   // 152: jeq 0x83 ? 184 : 183 (quotactl)
+		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000078},     // 153: jgt 0x78 ? 154 : 158
+		{Code: 0x0015, Jt: 29, Jf: 0, K: 0x00000082},    // 154: jeq 0x82 ? 184 : 155 (get_kernel_syms)
+		{Code: 0x0015, Jt: 28, Jf: 0, K: 0x00000081},    // 155: jeq 0x81 ? 184 : 156 (delete_module)
+		{Code: 0x0015, Jt: 27, Jf: 0, K: 0x00000080},    // 156: jeq 0x80 ? 184 : 157 (init_module)
+		{Code: 0x0015, Jt: 26, Jf: 25, K: 0x0000007f},   // 157: jeq 0x7f ? 184 : 183 (create_module)
+		{Code: 0x0015, Jt: 0, Jf: 3, K: 0x00000078},     // 158: jeq 0x78 ? 159 : 162 (clone)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000010},     // 159: ld args[0].lo
+		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x10000000},     // 160: and #0x10000000
+		{Code: 0x0015, Jt: 22, Jf: 21, K: 0x10000000},   // 161: jeq 0x10000000 ? 184 : 183
+		{Code: 0x0015, Jt: 21, Jf: 0, K: 0x00000073},    // 162: jeq 0x73 ? 184 : 163 (swapoff)
+		{Code: 0x0015, Jt: 20, Jf: 0, K: 0x00000071},    // 163: jeq 0x71 ? 184 : 164 (vm86old)
+		{Code: 0x0015, Jt: 19, Jf: 18, K: 0x0000006f},   // 164: jeq 0x6f ? 184 : 183 (vhangup)
+		{Code: 0x0025, Jt: 0, Jf: 11, K: 0x00000036},    // 165: jgt 0x36 ? 166 : 177
+		{Code: 0x0025, Jt: 0, Jf: 6, K: 0x00000058},     // 166: jgt 0x58 ? 167 : 173
+		{Code: 0x0015, Jt: 16, Jf: 0, K: 0x0000006e},    // 167: jeq 0x6e ? 184 : 168 (iopl)
+		{Code: 0x0015, Jt: 15, Jf: 0, K: 0x00000067},    // 168: jeq 0x67 ? 184 : 169 (syslog)
+		{Code: 0x0015, Jt: 0, Jf: 2, K: 0x00000066},     // 169: jeq 0x66 ? 170 : 172 (socketcall)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000010},     // 170: ld args[0].lo
+		{Code: 0x0015, Jt: 12, Jf: 11, K: 0x00000001},   // 171: jeq 0x1 ? 184 : 183
+		{Code: 0x0015, Jt: 11, Jf: 10, K: 0x00000065},   // 172: jeq 0x65 ? 184 : 183 (ioperm)
+		{Code: 0x0015, Jt: 10, Jf: 0, K: 0x00000058},    // 173: jeq 0x58 ? 184 : 174 (reboot)
+		{Code: 0x0015, Jt: 9, Jf: 0, K: 0x00000057},     // 174: jeq 0x57 ? 184 : 175 (swapon)
+		{Code: 0x0015, Jt: 8, Jf: 0, K: 0x00000056},     // 175: jeq 0x56 ? 184 : 176 (uselib)
+		{Code: 0x0015, Jt: 7, Jf: 6, K: 0x0000004f},     // 176: jeq 0x4f ? 184 : 183 (settimeofday)
+		{Code: 0x0015, Jt: 0, Jf: 3, K: 0x00000036},     // 177: jeq 0x36 ? 178 : 181 (ioctl)
+		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000018},     // 178: ld args[1].lo
+		{Code: 0x0015, Jt: 4, Jf: 0, K: 0x0000541c},     // 179: jeq 0x541c ? 184 : 180
+		{Code: 0x0015, Jt: 3, Jf: 2, K: 0x00005412},     // 180: jeq 0x5412 ? 184 : 183
+		{Code: 0x0015, Jt: 2, Jf: 0, K: 0x00000033},     // 181: jeq 0x33 ? 184 : 182 (acct)
+		{Code: 0x0015, Jt: 1, Jf: 0, K: 0x00000019},     // 182: jeq 0x19 ? 184 : 183 (stime)
 		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x7fff0000},     // 183: ret ALLOW
 		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x00050001},     // 184: ret ERRNO(EPERM)
 		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x80000000},     // 185: ret KILL_PROCESS
-	},
-	// {AllowNesting:false ParentMounts:true}: 148 instructions.
-	denyNestingParentMounts: []unix.SockFilter{
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000004},     // 0: ld arch
-		{Code: 0x0015, Jt: 0, Jf: 88, K: 0xc000003e},    // 1: jeq 0xc000003e ? 2 : 90 (amd64)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},     // 2: ld nr
-		{Code: 0x0025, Jt: 0, Jf: 82, K: 0x00000010},    // 3: jgt 0x10 ? 4 : 86
-		{Code: 0x0025, Jt: 0, Jf: 39, K: 0x00000143},    // 4: jgt 0x143 ? 5 : 44
-		{Code: 0x0025, Jt: 0, Jf: 19, K: 0x400000d4},    // 5: jgt 0x400000d4 ? 6 : 25
-		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x40000134},     // 6: jgt 0x40000134 ? 7 : 16
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x40000143},     // 7: jgt 0x40000143 ? 8 : 12
-		{Code: 0x0015, Jt: 137, Jf: 0, K: 0x40000210},   // 8: jeq 0x40000210 ? 146 : 9 (kexec_load)
-		{Code: 0x0015, Jt: 130, Jf: 0, K: 0x40000202},   // 9: jeq 0x40000202 ? 140 : 10 (ioctl)
-		{Code: 0x0015, Jt: 135, Jf: 0, K: 0x400001bb},   // 10: jeq 0x400001bb ? 146 : 11 (quotactl_fd)
-		{Code: 0x0015, Jt: 86, Jf: 133, K: 0x400001b3},  // 11: jeq 0x400001b3 ? 98 : 145 (clone3)
-		{Code: 0x0015, Jt: 133, Jf: 0, K: 0x40000143},   // 12: jeq 0x40000143 ? 146 : 13 (userfaultfd)
-		{Code: 0x0015, Jt: 132, Jf: 0, K: 0x40000141},   // 13: jeq 0x40000141 ? 146 : 14 (bpf)
-		{Code: 0x0015, Jt: 131, Jf: 0, K: 0x40000140},   // 14: jeq 0x40000140 ? 146 : 15 (kexec_file_load)
-		{Code: 0x0015, Jt: 130, Jf: 129, K: 0x40000139}, // 15: jeq 0x40000139 ? 146 : 145 (finit_module)
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x400000fa},     // 16: jgt 0x400000fa ? 17 : 21
-		{Code: 0x0015, Jt: 128, Jf: 0, K: 0x40000134},   // 17: jeq 0x40000134 ? 146 : 18 (setns)
-		{Code: 0x0015, Jt: 127, Jf: 0, K: 0x40000130},   // 18: jeq 0x40000130 ? 146 : 19 (open_by_handle_at)
-		{Code: 0x0015, Jt: 126, Jf: 0, K: 0x4000012a},   // 19: jeq 0x4000012a ? 146 : 20 (perf_event_open)
-		{Code: 0x0015, Jt: 103, Jf: 124, K: 0x40000110}, // 20: jeq 0x40000110 ? 124 : 145 (unshare)
-		{Code: 0x0015, Jt: 124, Jf: 0, K: 0x400000fa},   // 21: jeq 0x400000fa ? 146 : 22 (keyctl)
-		{Code: 0x0015, Jt: 123, Jf: 0, K: 0x400000f9},   // 22: jeq 0x400000f9 ? 146 : 23 (request_key)
-		{Code: 0x0015, Jt: 122, Jf: 0, K: 0x400000f8},   // 23: jeq 0x400000f8 ? 146 : 24 (add_key)
-		{Code: 0x0015, Jt: 121, Jf: 120, K: 0x400000e3}, // 24: jeq 0x400000e3 ? 146 : 145 (clock_settime)
-		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x400000a7},     // 25: jgt 0x400000a7 ? 26 : 35
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x400000ad},     // 26: jgt 0x400000ad ? 27 : 31
-		{Code: 0x0015, Jt: 118, Jf: 0, K: 0x400000d4},   // 27: jeq 0x400000d4 ? 146 : 28 (lookup_dcookie)
-		{Code: 0x0015, Jt: 117, Jf: 0, K: 0x400000b3},   // 28: jeq 0x400000b3 ? 146 : 29 (quotactl)
-		{Code: 0x0015, Jt: 116, Jf: 0, K: 0x400000b0},   // 29: jeq 0x400000b0 ? 146 : 30 (delete_module)
-		{Code: 0x0015, Jt: 115, Jf: 114, K: 0x400000af}, // 30: jeq 0x400000af ? 146 : 145 (init_module)
-		{Code: 0x0015, Jt: 114, Jf: 0, K: 0x400000ad},   // 31: jeq 0x400000ad ? 146 : 32 (ioperm)
-		{Code: 0x0015, Jt: 113, Jf: 0, K: 0x400000ac},   // 32: jeq 0x400000ac ? 146 : 33 (iopl)
-		{Code: 0x0015, Jt: 112, Jf: 0, K: 0x400000a9},   // 33: jeq 0x400000a9 ? 146 : 34 (reboot)
-		{Code: 0x0015, Jt: 111, Jf: 110, K: 0x400000a8}, // 34: jeq 0x400000a8 ? 146 : 145 (swapoff)
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x40000067},     // 35: jgt 0x40000067 ? 36 : 40
-		{Code: 0x0015, Jt: 109, Jf: 0, K: 0x400000a7},   // 36: jeq 0x400000a7 ? 146 : 37 (swapon)
-		{Code: 0x0015, Jt: 108, Jf: 0, K: 0x400000a4},   // 37: jeq 0x400000a4 ? 146 : 38 (settimeofday)
-		{Code: 0x0015, Jt: 107, Jf: 0, K: 0x400000a3},   // 38: jeq 0x400000a3 ? 146 : 39 (acct)
-		{Code: 0x0015, Jt: 106, Jf: 105, K: 0x40000099}, // 39: jeq 0x40000099 ? 146 : 145 (vhangup)
-		{Code: 0x0015, Jt: 105, Jf: 0, K: 0x40000067},   // 40: jeq 0x40000067 ? 146 : 41 (syslog)
-		{Code: 0x0015, Jt: 82, Jf: 0, K: 0x40000038},    // 41: jeq 0x40000038 ? 124 : 42 (clone)
-		{Code: 0x0015, Jt: 103, Jf: 0, K: 0x000001bb},   // 42: jeq 0x1bb ? 146 : 43 (quotactl_fd)
-		{Code: 0x0015, Jt: 54, Jf: 101, K: 0x000001b3},  // 43: jeq 0x1b3 ? 98 : 145 (clone3)
-		{Code: 0x0025, Jt: 0, Jf: 19, K: 0x000000b2},    // 44: jgt 0xb2 ? 45 : 64
-		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x000000fa},     // 45: jgt 0xfa ? 46 : 55
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000134},     // 46: jgt 0x134 ? 47 : 51
-		{Code: 0x0015, Jt: 98, Jf: 0, K: 0x00000143},    // 47: jeq 0x143 ? 146 : 48 (userfaultfd)
-		{Code: 0x0015, Jt: 97, Jf: 0, K: 0x00000141},    // 48: jeq 0x141 ? 146 : 49 (bpf)
-		{Code: 0x0015, Jt: 96, Jf: 0, K: 0x00000140},    // 49: jeq 0x140 ? 146 : 50 (kexec_file_load)
-		{Code: 0x0015, Jt: 95, Jf: 94, K: 0x00000139},   // 50: jeq 0x139 ? 146 : 145 (finit_module)
-		{Code: 0x0015, Jt: 94, Jf: 0, K: 0x00000134},    // 51: jeq 0x134 ? 146 : 52 (setns)
-		{Code: 0x0015, Jt: 93, Jf: 0, K: 0x00000130},    // 52: jeq 0x130 ? 146 : 53 (open_by_handle_at)
-		{Code: 0x0015, Jt: 92, Jf: 0, K: 0x0000012a},    // 53: jeq 0x12a ? 146 : 54 (perf_event_open)
-		{Code: 0x0015, Jt: 28, Jf: 90, K: 0x00000110},   // 54: jeq 0x110 ? 83 : 145 (unshare)
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000000e3},     // 55: jgt 0xe3 ? 56 : 60
-		{Code: 0x0015, Jt: 89, Jf: 0, K: 0x000000fa},    // 56: jeq 0xfa ? 146 : 57 (keyctl)
-		{Code: 0x0015, Jt: 88, Jf: 0, K: 0x000000f9},    // 57: jeq 0xf9 ? 146 : 58 (request_key)
-		{Code: 0x0015, Jt: 87, Jf: 0, K: 0x000000f8},    // 58: jeq 0xf8 ? 146 : 59 (add_key)
-		{Code: 0x0015, Jt: 86, Jf: 85, K: 0x000000f6},   // 59: jeq 0xf6 ? 146 : 145 (kexec_load)
-		{Code: 0x0015, Jt: 85, Jf: 0, K: 0x000000e3},    // 60: jeq 0xe3 ? 146 : 61 (clock_settime)
-		{Code: 0x0015, Jt: 84, Jf: 0, K: 0x000000d4},    // 61: jeq 0xd4 ? 146 : 62 (lookup_dcookie)
-		{Code: 0x0015, Jt: 83, Jf: 0, K: 0x000000b4},    // 62: jeq 0xb4 ? 146 : 63 (nfsservctl)
-		{Code: 0x0015, Jt: 82, Jf: 81, K: 0x000000b3},   // 63: jeq 0xb3 ? 146 : 145 (quotactl)
-		{Code: 0x0025, Jt: 0, Jf: 9, K: 0x000000a8},     // 64: jgt 0xa8 ? 65 : 74
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x000000ae},     // 65: jgt 0xae ? 66 : 70
-		{Code: 0x0015, Jt: 79, Jf: 0, K: 0x000000b2},    // 66: jeq 0xb2 ? 146 : 67 (query_module)
-		{Code: 0x0015, Jt: 78, Jf: 0, K: 0x000000b1},    // 67: jeq 0xb1 ? 146 : 68 (get_kernel_syms)
-		{Code: 0x0015, Jt: 77, Jf: 0, K: 0x000000b0},    // 68: jeq 0xb0 ? 146 : 69 (delete_module)
-		{Code: 0x0015, Jt: 76, Jf: 75, K: 0x000000af},   // 69: jeq 0xaf ? 146 : 145 (init_module)
-		{Code: 0x0015, Jt: 75, Jf: 0, K: 0x000000ae},    // 70: jeq 0xae ? 146 : 71 (create_module)
-		{Code: 0x0015, Jt: 74, Jf: 0, K: 0x000000ad},    // 71: jeq 0xad ? 146 : 72 (ioperm)
-		{Code: 0x0015, Jt: 73, Jf: 0, K: 0x000000ac},    // 72: jeq 0xac ? 146 : 73 (iopl)
-		{Code: 0x0015, Jt: 72, Jf: 71, K: 0x000000a9},   // 73: jeq 0xa9 ? 146 : 145 (reboot)
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000099},     // 74: jgt 0x99 ? 75 : 79
-		{Code: 0x0015, Jt: 70, Jf: 0, K: 0x000000a8},    // 75: jeq 0xa8 ? 146 : 76 (swapoff)
-		{Code: 0x0015, Jt: 69, Jf: 0, K: 0x000000a7},    // 76: jeq 0xa7 ? 146 : 77 (swapon)
-		{Code: 0x0015, Jt: 68, Jf: 0, K: 0x000000a4},    // 77: jeq 0xa4 ? 146 : 78 (settimeofday)
-		{Code: 0x0015, Jt: 67, Jf: 66, K: 0x000000a3},   // 78: jeq 0xa3 ? 146 : 145 (acct)
-		{Code: 0x0015, Jt: 66, Jf: 0, K: 0x00000099},    // 79: jeq 0x99 ? 146 : 80 (vhangup)
-		{Code: 0x0015, Jt: 65, Jf: 0, K: 0x00000086},    // 80: jeq 0x86 ? 146 : 81 (uselib)
-		{Code: 0x0015, Jt: 64, Jf: 0, K: 0x00000067},    // 81: jeq 0x67 ? 146 : 82 (syslog)
-		{Code: 0x0015, Jt: 0, Jf: 62, K: 0x00000038},    // 82: jeq 0x38 ? 83 : 145 (clone)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000014},     // 83: ld args[0].hi
-		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x00000000},     // 84: and #0x0
-		{Code: 0x0015, Jt: 38, Jf: 59, K: 0x00000000},   // 85: jeq 0x0 ? 124 : 145
-		{Code: 0x0015, Jt: 0, Jf: 58, K: 0x00000010},    // 86: jeq 0x10 ? 87 : 145 (ioctl)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x0000001c},     // 87: ld args[1].hi
-		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x00000000},     // 88: and #0x0
-		{Code: 0x0015, Jt: 50, Jf: 55, K: 0x00000000},   // 89: jeq 0x0 ? 140 : 145
-		{Code: 0x0015, Jt: 0, Jf: 56, K: 0x40000003},    // 90: jeq 0x40000003 ? 91 : 147 (x86)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000000},     // 91: ld nr
-		{Code: 0x0025, Jt: 0, Jf: 43, K: 0x00000056},    // 92: jgt 0x56 ? 93 : 136
-		{Code: 0x0025, Jt: 0, Jf: 20, K: 0x000000a7},    // 93: jgt 0xa7 ? 94 : 114
-		{Code: 0x0025, Jt: 0, Jf: 10, K: 0x00000136},    // 94: jgt 0x136 ? 95 : 105
-		{Code: 0x0025, Jt: 0, Jf: 5, K: 0x0000015e},     // 95: jgt 0x15e ? 96 : 101
-		{Code: 0x0015, Jt: 49, Jf: 0, K: 0x000001bb},    // 96: jeq 0x1bb ? 146 : 97 (quotactl_fd)
-		{Code: 0x0015, Jt: 0, Jf: 1, K: 0x000001b3},     // 97: jeq 0x1b3 ? 98 : 99 (clone3)
-		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x00050026},     // 98: ret ERRNO(ENOSYS)
-		{Code: 0x0015, Jt: 46, Jf: 0, K: 0x00000176},    // 99: jeq 0x176 ? 146 : 100 (userfaultfd)
-		{Code: 0x0015, Jt: 45, Jf: 44, K: 0x00000165},   // 100: jeq 0x165 ? 146 : 145 (bpf)
-		{Code: 0x0015, Jt: 44, Jf: 0, K: 0x0000015e},    // 101: jeq 0x15e ? 146 : 102 (finit_module)
-		{Code: 0x0015, Jt: 43, Jf: 0, K: 0x0000015a},    // 102: jeq 0x15a ? 146 : 103 (setns)
-		{Code: 0x0015, Jt: 42, Jf: 0, K: 0x00000156},    // 103: jeq 0x156 ? 146 : 104 (open_by_handle_at)
-		{Code: 0x0015, Jt: 41, Jf: 40, K: 0x00000150},   // 104: jeq 0x150 ? 146 : 145 (perf_event_open)
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x0000011b},     // 105: jgt 0x11b ? 106 : 110
-		{Code: 0x0015, Jt: 17, Jf: 0, K: 0x00000136},    // 106: jeq 0x136 ? 124 : 107 (unshare)
-		{Code: 0x0015, Jt: 38, Jf: 0, K: 0x00000120},    // 107: jeq 0x120 ? 146 : 108 (keyctl)
-		{Code: 0x0015, Jt: 37, Jf: 0, K: 0x0000011f},    // 108: jeq 0x11f ? 146 : 109 (request_key)
-		{Code: 0x0015, Jt: 36, Jf: 35, K: 0x0000011e},   // 109: jeq 0x11e ? 146 : 145 (add_key)
-		{Code: 0x0015, Jt: 35, Jf: 0, K: 0x0000011b},    // 110: jeq 0x11b ? 146 : 111 (kexec_load)
-		{Code: 0x0015, Jt: 34, Jf: 0, K: 0x00000108},    // 111: jeq 0x108 ? 146 : 112 (clock_settime)
-		{Code: 0x0015, Jt: 33, Jf: 0, K: 0x000000fd},    // 112: jeq 0xfd ? 146 : 113 (lookup_dcookie)
-		{Code: 0x0015, Jt: 32, Jf: 31, K: 0x000000a9},   // 113: jeq 0xa9 ? 146 : 145 (nfsservctl)
-		{Code: 0x0025, Jt: 0, Jf: 12, K: 0x00000073},    // 114: jgt 0x73 ? 115 : 127
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000081},     // 115: jgt 0x81 ? 116 : 120
-		{Code: 0x0015, Jt: 29, Jf: 0, K: 0x000000a7},    // 116: jeq 0xa7 ? 146 : 117 (query_module)
-		{Code: 0x0015, Jt: 28, Jf: 0, K: 0x000000a6},    // 117: jeq 0xa6 ? 146 : 118 (vm86)
-		{Code: 0x0015, Jt: 27, Jf: 0, K: 0x00000083},    // 118: jeq 0x83 ? 146 : 119 (quotactl)
-		{Code: 0x0015, Jt: 26, Jf: 25, K: 0x00000082},   // 119: jeq 0x82 ? 146 : 145 (get_kernel_syms)
-		{Code: 0x0015, Jt: 25, Jf: 0, K: 0x00000081},    // 120: jeq 0x81 ? 146 : 121 (delete_module)
-		{Code: 0x0015, Jt: 24, Jf: 0, K: 0x00000080},    // 121: jeq 0x80 ? 146 : 122 (init_module)
-		{Code: 0x0015, Jt: 23, Jf: 0, K: 0x0000007f},    // 122: jeq 0x7f ? 146 : 123 (create_module)
-		{Code: 0x0015, Jt: 0, Jf: 21, K: 0x00000078},    // 123: jeq 0x78 ? 124 : 145 (clone)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000010},     // 124: ld args[0].lo
-		{Code: 0x0054, Jt: 0, Jf: 0, K: 0x10000000},     // 125: and #0x10000000
-		{Code: 0x0015, Jt: 19, Jf: 18, K: 0x10000000},   // 126: jeq 0x10000000 ? 146 : 145
-		{Code: 0x0025, Jt: 0, Jf: 4, K: 0x00000067},     // 127: jgt 0x67 ? 128 : 132
-		{Code: 0x0015, Jt: 17, Jf: 0, K: 0x00000073},    // 128: jeq 0x73 ? 146 : 129 (swapoff)
-		{Code: 0x0015, Jt: 16, Jf: 0, K: 0x00000071},    // 129: jeq 0x71 ? 146 : 130 (vm86old)
-		{Code: 0x0015, Jt: 15, Jf: 0, K: 0x0000006f},    // 130: jeq 0x6f ? 146 : 131 (vhangup)
-		{Code: 0x0015, Jt: 14, Jf: 13, K: 0x0000006e},   // 131: jeq 0x6e ? 146 : 145 (iopl)
-		{Code: 0x0015, Jt: 13, Jf: 0, K: 0x00000067},    // 132: jeq 0x67 ? 146 : 133 (syslog)
-		{Code: 0x0015, Jt: 12, Jf: 0, K: 0x00000065},    // 133: jeq 0x65 ? 146 : 134 (ioperm)
-		{Code: 0x0015, Jt: 11, Jf: 0, K: 0x00000058},    // 134: jeq 0x58 ? 146 : 135 (reboot)
-		{Code: 0x0015, Jt: 10, Jf: 9, K: 0x00000057},    // 135: jeq 0x57 ? 146 : 145 (swapon)
-		{Code: 0x0025, Jt: 0, Jf: 7, K: 0x00000019},     // 136: jgt 0x19 ? 137 : 144
-		{Code: 0x0015, Jt: 8, Jf: 0, K: 0x00000056},     // 137: jeq 0x56 ? 146 : 138 (uselib)
-		{Code: 0x0015, Jt: 7, Jf: 0, K: 0x0000004f},     // 138: jeq 0x4f ? 146 : 139 (settimeofday)
-		{Code: 0x0015, Jt: 0, Jf: 3, K: 0x00000036},     // 139: jeq 0x36 ? 140 : 143 (ioctl)
-		{Code: 0x0020, Jt: 0, Jf: 0, K: 0x00000018},     // 140: ld args[1].lo
-		{Code: 0x0015, Jt: 4, Jf: 0, K: 0x0000541c},     // 141: jeq 0x541c ? 146 : 142
-		{Code: 0x0015, Jt: 3, Jf: 2, K: 0x00005412},     // 142: jeq 0x5412 ? 146 : 145
-		{Code: 0x0015, Jt: 2, Jf: 1, K: 0x00000033},     // 143: jeq 0x33 ? 146 : 145 (acct)
-		{Code: 0x0015, Jt: 1, Jf: 0, K: 0x00000019},     // 144: jeq 0x19 ? 146 : 145 (stime)
-		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x7fff0000},     // 145: ret ALLOW
-		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x00050001},     // 146: ret ERRNO(EPERM)
-		{Code: 0x0006, Jt: 0, Jf: 0, K: 0x80000000},     // 147: ret KILL_PROCESS
 	},
 }

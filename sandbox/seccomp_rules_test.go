@@ -137,6 +137,10 @@ var seccompCases = []seccompCase{
 	{"clone", [6]uint64{unix.CLONE_VM | unix.CLONE_THREAD | unix.CLONE_SIGHAND}, seccompAllow, seccompAllow},
 	{"clone", [6]uint64{0, unix.CLONE_NEWUSER}, seccompAllow, seccompAllow},
 	{"clone3", [6]uint64{}, seccompENOSYS, seccompAllow},
+	{"socket", [6]uint64{unix.AF_VSOCK, unix.SOCK_STREAM}, seccompEPERM, seccompEPERM},
+	{"socket", [6]uint64{1<<32 | unix.AF_VSOCK}, seccompEPERM, seccompEPERM},
+	{"socket", [6]uint64{unix.AF_INET, unix.SOCK_STREAM}, seccompAllow, seccompAllow},
+	{"socket", [6]uint64{unix.AF_UNIX, unix.SOCK_STREAM}, seccompAllow, seccompAllow},
 }
 
 // seccompCaseWant is c's expected verdict under o: the mount family is
@@ -174,9 +178,48 @@ func TestSeccompRules(t *testing.T) {
 				}
 			}
 		}
+		seccompCheckNumbers(t, o, prog)
 		got, err := seccompRunBPF(prog, unix.AUDIT_ARCH_AARCH64, 0, [6]uint64{})
 		if err != nil || got != unix.SECCOMP_RET_KILL_PROCESS {
 			t.Errorf("%+v, unknown arch: verdict %#x, %v; want kill process", o, got, err)
+		}
+	}
+}
+
+// seccompCheckNumbers checks the verdicts by number, for calls libseccomp
+// may not know by name: seccompbuild.NewMountCalls as the mount family, and
+// every number above seccompbuild.LastReviewed fails with ENOSYS on every
+// entry point (x32's own calls, 512-547, excepted), while the reviewed ones
+// just below it reach the rules.
+func seccompCheckNumbers(t *testing.T, o SeccompOptions, prog []unix.SockFilter) {
+	t.Helper()
+	mount := uint32(seccompEPERM)
+	if o.AllowNesting || o.ParentMounts {
+		mount = seccompAllow
+	}
+	type num struct {
+		nr   uint32
+		want uint32
+	}
+	nums := []num{{seccompbuild.LastReviewed, seccompAllow}, {seccompbuild.LastReviewed - 1, seccompAllow},
+		{seccompbuild.LastReviewed + 1, seccompENOSYS}, {500, seccompENOSYS}, {1 << 20, seccompENOSYS}}
+	for _, nr := range seccompbuild.NewMountCalls {
+		nums = append(nums, num{nr, mount})
+	}
+	for _, a := range seccompArches {
+		bit, cases := uint32(0), nums
+		if a.name == "x32" {
+			bit = 0x40000000
+			cases = append(append([]num{}, nums...), num{512, seccompAllow}, num{547, seccompAllow}, num{548, seccompENOSYS})
+		}
+		for _, c := range cases {
+			got, err := seccompRunBPF(prog, a.audit, int32(c.nr|bit), [6]uint64{})
+			if err != nil {
+				t.Fatalf("%+v, %s number %d: %v", o, a.name, c.nr, err)
+			}
+			if got != c.want {
+				t.Errorf("%+v, %s number %d: verdict %#x, want %#x", o, a.name, c.nr, got, c.want)
+			}
 		}
 	}
 }

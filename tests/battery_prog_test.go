@@ -20,6 +20,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -50,6 +51,7 @@ func helperMain(args []string) int {
 		"openw":   helperOpenW,
 		"runin":   helperRunIn,
 		"poke":    helperPoke,
+		"ota":     helperOpenTreeAttr,
 	}
 	f, ok := modes[args[0]]
 	if !ok {
@@ -319,6 +321,37 @@ func signalRun(path string, argv []string, sigs []syscall.Signal, delay time.Dur
 // directly and by reopening an O_PATH descriptor through /proc/self/fd. With
 // --append a successful open also appends one byte, so that a checksum shows
 // it. It prints "PATH -> TARGET: how=result ..." per path and "tried N".
+// helperOpenTreeAttr DIR NAME clones DIR's mount with open_tree_attr
+// (Linux 6.15), clearing read-only on the clone, and creates NAME through
+// it; it prints what each step gave.
+func helperOpenTreeAttr(args []string) error {
+	if len(args) != 2 {
+		return errors.New("usage: ota DIR NAME")
+	}
+	const sysOpenTreeAttr = 467
+	dir, err := unix.BytePtrFromString(args[0])
+	if err != nil {
+		return err
+	}
+	attr := unix.MountAttr{Attr_clr: unix.MOUNT_ATTR_RDONLY}
+	cwd := unix.AT_FDCWD
+	fd, _, e := unix.Syscall6(sysOpenTreeAttr, uintptr(cwd), uintptr(unsafe.Pointer(dir)),
+		unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr), 0)
+	if e != 0 {
+		fmt.Printf("open_tree_attr: %v\n", e)
+		return nil
+	}
+	fmt.Println("open_tree_attr: ok")
+	f, err := unix.Openat(int(fd), args[1], unix.O_WRONLY|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		fmt.Printf("create: %v\n", err)
+		return nil
+	}
+	unix.Close(f)
+	fmt.Println("create: ok")
+	return nil
+}
+
 func helperOpenW(args []string) error {
 	var paths []string
 	appendByte := false

@@ -988,6 +988,20 @@ func TestAttackPolicyForbiddenPath(t *testing.T) {
 	// enforces: refused where nesting is.
 	writePolicy(t, file, "allow_nesting = false\nallow_seccomp_off = true\n")
 	wantPolicyRefused(t, sd("--seccomp", "off", "run", "true"), "nesting")
+	// open_tree_attr, a mount call younger than the libseccomp that made
+	// the filters: under --fakeroot (every capability in a user namespace
+	// of its own) it cloned a read-only path writable where nesting is
+	// forbidden. The control, with nesting allowed, shows the call works.
+	helper, own := h.helper(t), h.dir(t, &h.user, 0o755)
+	ota := func() res {
+		return h.exec(t, h.helperOpts(opts{}), bin, "--fakeroot", "run", helper, "ota", own, "pwned")
+	}
+	wantOut(t, ota(), "open_tree_attr: operation not permitted")
+	if _, err := os.Lstat(filepath.Join(own, "pwned")); err == nil {
+		t.Errorf("open_tree_attr wrote through a read-only path where nesting is forbidden")
+	}
+	writePolicy(t, file, "")
+	wantOut(t, ota(), "open_tree_attr: ok\ncreate: ok")
 	// A policy limit never raises the caller's own (hard or soft).
 	writePolicy(t, file, "[rlimits]\nnproc = \"5000\"\n")
 	wantOut(t, h.exec(t, h.mark(opts{}), "/bin/bash", "-c", `ulimit -u 300 && exec "$0" run bash -c 'ulimit -Hu; ulimit -Su'`, bin), "300\n300")

@@ -40,7 +40,8 @@ type Options struct {
 // isolate (keyrings, BPF, perf, modules, kexec, swap, the clock, process
 // accounting, the kernel log, I/O ports, quotas) or is a well-known source of
 // kernel exploits with no use inside a sandbox (userfaultfd,
-// open_by_handle_at, vm86). Most already need a capability the sandbox has
+// open_by_handle_at, vm86), or runs other calls out of the filter's sight
+// (io_uring, whose operations seccomp never sees). Most already need a capability the sandbox has
 // dropped; denying them anyway keeps the claim independent of that drop.
 // Names that libseccomp does not know on an architecture are skipped there.
 var Denied = []string{
@@ -50,7 +51,8 @@ var Denied = []string{
 	"lookup_dcookie", "nfsservctl", "open_by_handle_at", "perf_event_open",
 	"query_module", "quotactl", "quotactl_fd", "reboot", "request_key",
 	"settimeofday", "stime", "swapoff", "swapon", "syslog", "uselib",
-	"userfaultfd", "vhangup", "vm86", "vm86old",
+	"userfaultfd", "vhangup", "vm86", "vm86old", "clock_settime64",
+	"io_uring_enter", "io_uring_register", "io_uring_setup",
 }
 
 // DeniedIoctls are ioctl requests that fail with EPERM: TIOCSTI pushes bytes
@@ -58,6 +60,13 @@ var Denied = []string{
 // into the user's shell after it exits) and TIOCLINUX can do the same
 // through the console's selection buffer.
 var DeniedIoctls = []uint64{unix.TIOCSTI, unix.TIOCLINUX}
+
+// DeniedSocketFamilies are socket(2) domains that fail with EPERM: vsock
+// talks to the hypervisor and other virtual machines, outside any network
+// namespace, so a sandbox without --net could reach past its loopback.
+// (i386's socketcall passes the domain in memory, out of the filter's
+// sight, as Docker's profile also leaves it.)
+var DeniedSocketFamilies = []uint64{unix.AF_VSOCK}
 
 // NamespaceCalls fail with EPERM when nesting is forbidden, with or without
 // ParentMounts: no process in the sandbox may enter another namespace.
@@ -93,7 +102,11 @@ func Program(o Options) ([]unix.SockFilter, error) {
 		return nil, err
 	}
 	defer f.Release()
-	return export(f)
+	prog, err := export(f)
+	if err != nil {
+		return nil, err
+	}
+	return append(guard(o), prog...), nil
 }
 
 // NewFilter builds the libseccomp filter: allow by default, deny the lists
@@ -148,6 +161,9 @@ func configure(f *seccomp.ScmpFilter, o Options) error {
 	if err := denyIoctls(f, eperm); err != nil {
 		return err
 	}
+	if err := denyArg0(f, eperm, "socket", DeniedSocketFamilies); err != nil {
+		return err
+	}
 	if o.AllowNesting {
 		return nil
 	}
@@ -184,6 +200,21 @@ func denyIoctls(f *seccomp.ScmpFilter, act seccomp.ScmpAction) error {
 			return fmt.Errorf("ioctl condition %#x: %w", req, err)
 		}
 		if err := addRule(f, "ioctl", act, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// denyArg0 denies call where its first argument, an int, is one of vals:
+// the kernel reads only the low 32 bits, so only those are compared.
+func denyArg0(f *seccomp.ScmpFilter, act seccomp.ScmpAction, call string, vals []uint64) error {
+	for _, v := range vals {
+		c, err := seccomp.MakeCondition(0, seccomp.CompareMaskedEqual, 0xFFFFFFFF, v)
+		if err != nil {
+			return fmt.Errorf("%s condition %#x: %w", call, v, err)
+		}
+		if err := addRule(f, call, act, c); err != nil {
 			return err
 		}
 	}
