@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -169,7 +170,7 @@ func (t *tree) upperDirs(lower int, name string) (int, int, error) {
 
 // overlayRoot puts the overlay over the attached root and binds the root's
 // submounts (subs, their mount points) again, read-only, on top of it.
-func (t *tree) overlayRoot(subs []string) error {
+func (t *tree) overlayRoot(subs []submount) error {
 	ov, err := t.layer(t.root, t.root, "root")
 	if err != nil {
 		return errorf("overlay", t.plan.Rootfs, err)
@@ -177,8 +178,8 @@ func (t *tree) overlayRoot(subs []string) error {
 	below := t.root
 	t.root = ov
 	defer unix.Close(below)
-	for _, mp := range subs {
-		if err := rebind(below, ov, mp); err != nil {
+	for _, sm := range subs {
+		if err := t.rebind(below, ov, sm); err != nil {
 			return err
 		}
 	}
@@ -200,22 +201,37 @@ func (t *tree) overlayMap(fd int, name string) error {
 		return err
 	}
 	defer unix.Close(ov)
-	for _, mp := range subs {
-		if err := rebind(fd, ov, mp); err != nil {
+	for _, sm := range subs {
+		if err := t.rebind(fd, ov, sm); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// rebind binds the submount at mp (relative to both) of the tree below onto
-// the same path in the overlay above it, read-only.
-func rebind(below, above int, mp string) error {
+// rebind binds the submount sm (its path relative to both) of the tree
+// below onto the same path in the overlay above it, read-only. The path was
+// read earlier, and the directories on it are the host's: the source must
+// still be the root of the very mount listed, and the destination is
+// reached only through directories that no one but root and the caller may
+// rename (in a user namespace, where the overlay has only the caller's
+// access, by the path as it is).
+func (t *tree) rebind(below, above int, sm submount) error {
+	mp := sm.mp
 	src, err := openIn(below, mp)
 	if err != nil {
 		return errorf("overlay submount", mp, err)
 	}
 	defer unix.Close(src)
+	// The path was read earlier and its directories may have been renamed
+	// since: it must still lead to the root of the very mount listed.
+	var stx unix.Statx_t
+	if err := unix.Statx(src, "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID, &stx); err != nil {
+		return errorf("overlay submount", mp, err)
+	}
+	if stx.Mnt_id != sm.id || stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT == 0 || stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT == 0 {
+		return fmt.Errorf("overlay submount %q: the path no longer leads to mount %d", mp, sm.id)
+	}
 	// Safe: a copy of a mount the sandbox shows already, made read-only.
 	c, err := unix.OpenTree(src, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH)
 	if err != nil {
@@ -225,7 +241,12 @@ func rebind(below, above int, mp string) error {
 	if err := setattr(c, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV); err != nil {
 		return errorf("overlay submount", mp, err)
 	}
-	dst, err := openIn(above, mp)
+	var dst int
+	if t.userns {
+		dst, err = openIn(above, mp)
+	} else {
+		dst, err = openStable(above, mp, t.id.uid)
+	}
 	if err != nil {
 		return errorf("overlay submount", mp, err)
 	}
@@ -236,11 +257,18 @@ func rebind(below, above int, mp string) error {
 	return nil
 }
 
+// submount is a mount below the root: its id (of the top mount, where
+// several are stacked on one point) and its path relative to the root.
+type submount struct {
+	id uint64
+	mp string
+}
+
 // submounts lists, parents first, the mount points of the mounts below the
 // attached mount at root, relative to it ("/" is root itself). proc is the
 // host's /proc, opened before the namespaces: after the pivot, "/proc" of
 // this thread would be whatever a user-owned --rootfs has there.
-func submounts(proc, root int) ([]string, error) {
+func submounts(proc, root int) ([]submount, error) {
 	id, err := mountID(root)
 	if err != nil {
 		return nil, err
@@ -256,7 +284,7 @@ func submounts(proc, root int) ([]string, error) {
 		mp string
 	}
 	children := map[uint64][]entry{}
-	top, found := "", false // root's own mount point
+	rootMP, found := "", false // root's own mount point
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -268,7 +296,7 @@ func submounts(proc, root int) ([]string, error) {
 		parent, _ := strconv.ParseUint(fields[1], 10, 64)
 		mp := procfs.Unescape(fields[4])
 		if mid == id {
-			top, found = strings.TrimSuffix(mp, "/"), true
+			rootMP, found = strings.TrimSuffix(mp, "/"), true
 		} else {
 			children[parent] = append(children[parent], entry{mid, mp})
 		}
@@ -279,15 +307,70 @@ func submounts(proc, root int) ([]string, error) {
 	if !found {
 		return nil, fmt.Errorf("mount %d not in this namespace", id)
 	}
-	var out []string
+	var out []submount
 	for queue := append([]entry(nil), children[id]...); len(queue) > 0; queue = queue[1:] {
 		e := queue[0]
-		rel, ok := strings.CutPrefix(e.mp, top+"/")
+		rel, ok := strings.CutPrefix(e.mp, rootMP+"/")
 		if !ok {
-			return nil, fmt.Errorf("submount %q is not below %q", e.mp, top)
+			return nil, fmt.Errorf("submount %q is not below %q", e.mp, rootMP)
 		}
-		out = append(out, "/"+rel)
+		// A mount stacked on this one's root covers it: the path leads
+		// to the top of the stack.
+		top := e
+		for again := true; again; {
+			again = false
+			for _, c := range children[top.id] {
+				if c.mp == top.mp {
+					top, again = c, true
+					break
+				}
+			}
+		}
+		out = append(out, submount{top.id, "/" + rel})
 		queue = append(queue, children[e.id]...)
 	}
 	return out, nil
+}
+
+// openStable opens p below root one component at a time, following no
+// symbolic link, through directories only root or uid may change: a name
+// that others may rename could lead elsewhere than it did when the
+// submounts were listed, leaving the real mount point uncovered in the
+// overlay. (uid, the caller, can steer it within their own directories,
+// uncovering what lies under a mount point there only.)
+func openStable(root int, p string, uid uint32) (int, error) {
+	fd, err := unix.Openat(root, ".", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	for _, c := range strings.Split(strings.Trim(p, "/"), "/") {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+		// In a sticky directory (/tmp) others may not rename an entry
+		// of root's or the caller's.
+		sticky, shared := st.Mode&unix.S_ISVTX != 0, st.Mode&0o022 != 0
+		if (st.Uid != 0 && st.Uid != uid) || (shared && !sticky) || c == ".." || c == "." || c == "" {
+			unix.Close(fd)
+			return -1, errors.New("a directory on the path may be changed by others than root and you")
+		}
+		next, err := unix.Openat2(fd, c, &unix.OpenHow{Flags: unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS})
+		unix.Close(fd)
+		if err != nil {
+			return -1, err
+		}
+		fd = next
+		if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			unix.Close(fd)
+			return -1, errors.New("a symbolic link on the path")
+		}
+		if shared && st.Uid != 0 && st.Uid != uid {
+			unix.Close(fd)
+			return -1, errors.New("an entry of a sticky directory on the path is neither root's nor yours")
+		}
+	}
+	return fd, nil
 }
