@@ -78,7 +78,6 @@ type asm struct {
 type fixup struct {
 	pc     int
 	jt, jf string
-	ja     string
 }
 
 func (b *asm) emit(code uint16, k uint32) { b.prog = append(b.prog, unix.SockFilter{Code: code, K: k}) }
