@@ -484,3 +484,32 @@ func TestManyWhiteouts(t *testing.T) {
 		t.Errorf("took %v", d)
 	}
 }
+
+// A blob that is a FIFO (or a device node) where a layer should be is
+// refused without being opened for reading: a FIFO would hang the import.
+func TestBlobNotRegular(t *testing.T) {
+	d := filepath.Join(t.TempDir(), "layout")
+	ociDir(t, d, stackImage(t, "gzip", "gzip", "gzip"))
+	blobs, err := filepath.Glob(filepath.Join(d, "blobs", "sha256", "*"))
+	if err != nil || len(blobs) == 0 {
+		t.Fatalf("no blobs: %v", err)
+	}
+	for _, b := range blobs {
+		if err := os.Remove(b); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mkfifo(b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { _, _, err := importT(t, d, Options{}); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("FIFO blobs: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the import hangs on a FIFO blob")
+	}
+}

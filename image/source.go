@@ -98,8 +98,10 @@ func (im *importer) stream(r io.Reader, size int64) (*Result, error) {
 	if err := im.a.applyTar(im.ctx, dec); err != nil {
 		return nil, err
 	}
+	// The tree by its descriptor, never by its name: whoever may write
+	// the destination's parent could rename it and put another there.
 	arc := dir{}
-	if arc.root, err = os.OpenRoot(im.st.path); err != nil {
+	if arc.root, err = os.OpenRoot(fmt.Sprintf("/proc/self/fd/%d", im.st.root)); err != nil {
 		return nil, err
 	}
 	defer arc.root.Close()

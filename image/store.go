@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
 )
 
 // maxJSON bounds what is read of a manifest, index or config file.
@@ -125,16 +126,24 @@ func (d dir) has(name string) bool {
 }
 
 func (d dir) open(name string) (io.ReadCloser, int64, error) {
-	f, err := d.root.Open(name)
+	// O_PATH first, so that nothing but a regular file is ever opened for
+	// reading: a FIFO would hang the import, and opening a device node (as
+	// root, for boot) can act. Then the same inode is opened through
+	// /proc, never by its name again.
+	p, err := d.root.OpenFile(name, unix.O_PATH, 0)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%q: %w", name, unwrapPath(err))
 	}
-	fi, err := f.Stat()
+	defer p.Close()
+	fi, err := p.Stat()
 	if err == nil && !fi.Mode().IsRegular() {
 		err = errors.New("not a regular file")
 	}
 	if err != nil {
-		f.Close()
+		return nil, 0, fmt.Errorf("%q: %w", name, unwrapPath(err))
+	}
+	f, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", p.Fd()), os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
 		return nil, 0, fmt.Errorf("%q: %w", name, unwrapPath(err))
 	}
 	return f, fi.Size(), nil
