@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -78,26 +77,12 @@ func (t *tree) startSquashfuse(dev, img int, off uint64) error {
 		return err
 	}
 	defer unix.Close(null)
-	attr := &syscall.ProcAttr{Files: []uintptr{uintptr(null), uintptr(null), 2, uintptr(dev), uintptr(img)},
-		Env: []string{"PATH=/usr/bin:/bin"}, Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setsid: true, Credential: t.credential()}}
 	args := []string{"squashfuse", "-f", "-o", "offset=" + strconv.FormatUint(off, 10), "/dev/fd/4", "/dev/fd/3"}
-	type started struct {
-		pid int
-		err error
+	pid, err := t.spawnHelper(squashfuse, args, []uintptr{uintptr(null), uintptr(null), 2, uintptr(dev), uintptr(img)})
+	if err != nil {
+		return fmt.Errorf("squashfuse: %w", err)
 	}
-	done := make(chan started, 1)
-	// Any thread but the locked one is in the host's namespaces; the
-	// runtime keeps its threads, so the parent death signal fires only
-	// when selfdock itself goes.
-	go func() {
-		pid, err := syscall.ForkExec(squashfuse, args, attr)
-		done <- started{pid, err}
-	}()
-	st := <-done
-	if st.err != nil {
-		return fmt.Errorf("squashfuse: %w", st.err)
-	}
-	t.fusePid = st.pid
+	t.fusePid = pid
 	return nil
 }
 

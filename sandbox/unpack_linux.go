@@ -56,21 +56,10 @@ func (t *tree) runUnpack(img int, off uint64, root int) error {
 	// Safe: the child gets the caller's ids (it is setuid again after its
 	// execve, and drops every privilege before reading a byte), only the
 	// image the caller could open and the caller-owned empty tmpfs.
-	attr := &syscall.ProcAttr{Files: files, Env: []string{"PATH=/usr/bin:/bin"},
-		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setsid: true, Credential: t.credential()}}
-	type started struct {
-		pid int
-		err error
-	}
-	done := make(chan started, 1)
-	go func() {
-		pid, err := syscall.ForkExec("/proc/self/exe", []string{"selfdock", UnpackArg, strconv.FormatUint(off, 10)}, attr)
-		done <- started{pid, err}
-	}()
-	st := <-done
+	pid, err := t.spawnHelper("/proc/self/exe", []string{"selfdock", UnpackArg, strconv.FormatUint(off, 10)}, files)
 	unix.Close(p[1])
-	if st.err != nil {
-		return fmt.Errorf("unpack: %w", st.err)
+	if err != nil {
+		return fmt.Errorf("unpack: %w", err)
 	}
 	var msg []byte
 	buf := make([]byte, 4096)
@@ -89,7 +78,7 @@ func (t *tree) runUnpack(img int, off uint64, root int) error {
 	}
 	var ws unix.WaitStatus
 	for {
-		_, err := unix.Wait4(st.pid, &ws, 0, nil)
+		_, err := unix.Wait4(pid, &ws, 0, nil)
 		if err != unix.EINTR {
 			break
 		}
@@ -103,6 +92,26 @@ func (t *tree) runUnpack(img int, off uint64, root int) error {
 		why = "the unpacking process failed (" + ws.Signal().String() + ")"
 	}
 	return fmt.Errorf("unpack: %s", why)
+}
+
+// spawnHelper starts path with args as the caller, with files as its
+// descriptors, outside the sandbox's namespaces: any thread but the locked
+// one is in the host's. The runtime keeps its threads, so the parent death
+// signal fires only when selfdock itself goes.
+func (t *tree) spawnHelper(path string, args []string, files []uintptr) (int, error) {
+	attr := &syscall.ProcAttr{Files: files, Env: []string{"PATH=/usr/bin:/bin"},
+		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setsid: true, Credential: t.credential()}}
+	type started struct {
+		pid int
+		err error
+	}
+	done := make(chan started, 1)
+	go func() {
+		pid, err := syscall.ForkExec(path, args, attr)
+		done <- started{pid, err}
+	}()
+	st := <-done
+	return st.pid, st.err
 }
 
 // credential is the caller's ids for a helper process (squashfuse, the
